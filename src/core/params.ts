@@ -99,3 +99,13 @@ export const keepParams = <T extends ParamTree>(tree: T): T => {
   for (const t of leaves(tree)) tf.keep(t);
   return tree;
 };
+
+/**
+ * Key under which a layer keeps fixed (non-trained) tensors, e.g. the permutation of
+ * the LU 1x1 convolution. Optimisers skip every leaf whose path has a `const` segment.
+ */
+export const CONST_KEY = "const";
+
+/** True when a leaf path is trained (has no `const` segment). */
+export const isTrainablePath = (path: string): boolean =>
+  !path.split(".").includes(CONST_KEY);
