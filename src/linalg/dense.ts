@@ -123,8 +123,11 @@ export const lu = (a: Matrix): LU => {
     for (let i = k + 1; i < n; i++) {
       const f = u[i * n + k] / u[k * n + k];
       l[i * n + k] = f;
+      // The eliminated entry is zero by construction; set it exactly (f·u_kk − u_ik
+      // leaves rounding residue, which made U not exactly upper triangular).
+      u[i * n + k] = 0;
       if (f === 0) continue;
-      for (let j = k; j < n; j++) u[i * n + j] -= f * u[k * n + j];
+      for (let j = k + 1; j < n; j++) u[i * n + j] -= f * u[k * n + j];
     }
   }
   for (let i = 0; i < n; i++) l[i * n + i] = 1;
@@ -158,13 +161,13 @@ export const luSolve = (f: LU, b: Matrix): Matrix => {
   for (let i = 0; i < n; i++) {
     for (let k = 0; k < i; k++) {
       const lik = L[i * n + k];
-      if (lik !== 0) for (let j = 0; j < m; j++) x[i * m + j] -= lik * x[k * m + j];
+      if (lik !== 0) { for (let j = 0; j < m; j++) x[i * m + j] -= lik * x[k * m + j]; }
     }
   }
   for (let i = n - 1; i >= 0; i--) {
     for (let k = i + 1; k < n; k++) {
       const uik = U[i * n + k];
-      if (uik !== 0) for (let j = 0; j < m; j++) x[i * m + j] -= uik * x[k * m + j];
+      if (uik !== 0) { for (let j = 0; j < m; j++) x[i * m + j] -= uik * x[k * m + j]; }
     }
     const d = U[i * n + i];
     for (let j = 0; j < m; j++) x[i * m + j] /= d;

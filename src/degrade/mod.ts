@@ -1,0 +1,9 @@
+/**
+ * Synthetic degradation operators (seeded, on NHWC tensors in [0, 1]).
+ *
+ * @module
+ */
+export * from "./types.ts";
+export * from "./noise.ts";
+export * from "./blur.ts";
+export * from "./jpeg.ts";

@@ -1,0 +1,9 @@
+/**
+ * Fidelity evaluation of degradations: statistics, PSNR/SSIM, set comparison reports.
+ *
+ * @module
+ */
+export * from "./fft.ts";
+export * from "./stats.ts";
+export * from "./metrics.ts";
+export * from "./report.ts";

@@ -1,0 +1,130 @@
+/**
+ * Composite steps of the DeFlow flow, in the image→latent (forward) direction:
+ *
+ * - {@linkcode flowStep}: `actNorm → invConv1x1 → invert(affineCoupling) →
+ *   invert(affineInjector)`, i.e. the encoding direction `z₂ ← z₂/s − t` (coupling) then
+ *   `z ← z/s − t(h)` (injector); its inverse is the paper's generation direction.
+ * - {@linkcode transitionStep}: `actNorm → invConv1x1` (no coupling, no condition).
+ *
+ * On WebGPU the inverse (latent→image) direction needs the 1x1 convolution's inverse
+ * precomputed: use `await flowStep.withInverse(params)` (see {@linkcode invConv1x1}).
+ *
+ * @module
+ */
+import { type Bijector, chain, invert } from "../core/bijector.ts";
+import { ShapeError } from "../core/errors.ts";
+import { splitSeed } from "../core/random.ts";
+import { actNorm, type ActNormParams } from "./actNorm.ts";
+import { invConv1x1, type InvConv1x1Params } from "./invConv1x1.ts";
+import { affineCoupling, type AffineCouplingParams } from "./affineCoupling.ts";
+import { affineInjector, type AffineInjectorParams } from "./affineInjector.ts";
+
+/** Parameters of one conditional {@linkcode flowStep}. */
+export type FlowStepParams = {
+  /** ActNorm parameters. */
+  readonly actNorm: ActNormParams;
+  /** LU 1x1 convolution parameters. */
+  readonly invConv: InvConv1x1Params;
+  /** Affine coupling conditioner. */
+  readonly coupling: AffineCouplingParams;
+  /** Affine injector conditioner. */
+  readonly injector: AffineInjectorParams;
+};
+
+/** Sizes for {@linkcode FlowStepLayer.init}. */
+export interface FlowStepInit {
+  /** Channels of the flow tensor (at least 2). */
+  readonly channels: number;
+  /** Channels of the condition `h` (at least 1: the injector needs a condition). */
+  readonly condChannels: number;
+  /** Hidden channels of the coupling and injector networks. */
+  readonly hidden: number;
+}
+
+/** Options for {@linkcode FlowStepLayer.bijector}. */
+export interface FlowStepConfig {
+  /** Channels of the flow tensor. */
+  readonly channels: number;
+  /** Channels of the condition `h`. */
+  readonly condChannels: number;
+  /** Added to the sigmoid scales (default 1e-3). */
+  readonly eps?: number;
+}
+
+/** The conditional flow step. */
+export interface FlowStepLayer {
+  /** Fresh parameters (ActNorm identity, random rotation, zero-output conditioners). */
+  readonly init: (seed: number, config: FlowStepInit) => FlowStepParams;
+  /** The step as one bijector (forward = image→latent); needs the condition. */
+  readonly bijector: (p: FlowStepParams, config: FlowStepConfig) => Bijector;
+  /**
+   * New params with the 1x1 convolution's inverse precomputed (see
+   * {@linkcode InvConv1x1Layer.withInverse}); only `invConv.const.inverse` is a new tensor.
+   */
+  readonly withInverse: (p: FlowStepParams) => Promise<FlowStepParams>;
+}
+
+/** Parameters of one {@linkcode transitionStep}. */
+export type TransitionStepParams = {
+  /** ActNorm parameters. */
+  readonly actNorm: ActNormParams;
+  /** LU 1x1 convolution parameters. */
+  readonly invConv: InvConv1x1Params;
+};
+
+/** The unconditional transition step (ActNorm → 1x1 conv). */
+export interface TransitionStepLayer {
+  /** Fresh parameters (ActNorm identity, random rotation). */
+  readonly init: (seed: number, config: { readonly channels: number }) => TransitionStepParams;
+  /** The step as one bijector (forward = image→latent); the condition is ignored. */
+  readonly bijector: (
+    p: TransitionStepParams,
+    config: { readonly channels: number },
+  ) => Bijector;
+  /** New params with the 1x1 convolution's inverse precomputed. */
+  readonly withInverse: (p: TransitionStepParams) => Promise<TransitionStepParams>;
+}
+
+/** The conditional flow step, see the module documentation. */
+export const flowStep: FlowStepLayer = {
+  init: (seed, { channels, condChannels, hidden }) => {
+    if (!Number.isInteger(condChannels) || condChannels < 1) {
+      throw new ShapeError(
+        `flowStep: condChannels must be a positive integer (the injector needs a condition), ` +
+          `got ${condChannels}`,
+      );
+    }
+    const [s0, s1, s2] = splitSeed(seed, 3);
+    return {
+      actNorm: actNorm.init(channels),
+      invConv: invConv1x1.init(channels, s0),
+      coupling: affineCoupling.init(s1, { channels, condChannels, hidden }),
+      injector: affineInjector.init(s2, { channels, condChannels, hidden }),
+    };
+  },
+  bijector: (p, { channels, condChannels, eps }) => {
+    const b = chain(
+      actNorm.bijector(p.actNorm),
+      invConv1x1.bijector(p.invConv),
+      invert(affineCoupling.bijector(p.coupling, { channels, condChannels, eps })),
+      invert(affineInjector.bijector(p.injector, { channels, condChannels, eps })),
+    );
+    b.forwardShape([1, 1, 1, channels]); // parameters must fit `channels`
+    return b;
+  },
+  withInverse: async (p) => ({ ...p, invConv: await invConv1x1.withInverse(p.invConv) }),
+};
+
+/** The transition step, see the module documentation. */
+export const transitionStep: TransitionStepLayer = {
+  init: (seed, { channels }) => ({
+    actNorm: actNorm.init(channels),
+    invConv: invConv1x1.init(channels, splitSeed(seed, 1)[0]),
+  }),
+  bijector: (p, { channels }) => {
+    const b = chain(actNorm.bijector(p.actNorm), invConv1x1.bijector(p.invConv));
+    b.forwardShape([1, 1, 1, channels]);
+    return b;
+  },
+  withInverse: async (p) => ({ ...p, invConv: await invConv1x1.withInverse(p.invConv) }),
+};

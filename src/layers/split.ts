@@ -1,0 +1,117 @@
+/**
+ * Split with a learned prior: the emitted half of the channels is normalised by a mean
+ * and log-scale predicted from the kept half.
+ *
+ * Forward maps `x` (C channels) to `concat[z₁, ε]` (same shape), where `z₁` is the first
+ * `⌊C/2⌋` channels (kept, unchanged) and `z₂` the rest (emitted). A 3×3 convolution of
+ * `z₁` (weights and bias zero-initialised) gives `2·|z₂|` channels, INTERLEAVED:
+ * channel `2i` is the mean, `2i+1` the log-scale. `ε = (z₂ − mean) · exp(−logs)`,
+ * log-det `−Σ logs` over H, W and channels. Inverse: `z₂ = ε · exp(logs) + mean`.
+ * The model scores `ε` under the domain's Gaussian; {@linkcode SplitLayer.sizes} gives
+ * how many channels are kept and emitted.
+ *
+ * @module
+ */
+import { tf } from "../tf.ts";
+import {
+  type Bijector,
+  bijector,
+  checkInput,
+  type FlowResult,
+  type Shape4,
+} from "../core/bijector.ts";
+import { ShapeError, showShape } from "../core/errors.ts";
+import { conv2dSame } from "../nn/conv.ts";
+import { deinterleave } from "./affineCoupling.ts";
+
+/** Parameters of {@linkcode split}: the prior convolution. */
+export type SplitParams = {
+  /** Prior conv: `w` `[3, 3, kept, 2·emitted]`, bias `b` `[2·emitted]`. */
+  readonly prior: { readonly w: tf.Tensor4D; readonly b: tf.Tensor1D };
+};
+
+/** Options for {@linkcode SplitLayer.bijector}. */
+export interface SplitConfig {
+  /** Channels of the input (at least 2). */
+  readonly channels: number;
+}
+
+/** Channel counts of a split. */
+export interface SplitSizes {
+  /** Channels kept in the flow: `⌊C/2⌋`. */
+  readonly kept: number;
+  /** Channels emitted as `ε`: `C − ⌊C/2⌋`. */
+  readonly emitted: number;
+}
+
+/** The split layer. */
+export interface SplitLayer {
+  /** Zero-initialised prior for `channels` input channels. */
+  readonly init: (channels: number) => SplitParams;
+  /** The split bijector. The condition, if any, is ignored. */
+  readonly bijector: (p: SplitParams, config: SplitConfig) => Bijector;
+  /** How many channels are kept and emitted for `channels` input channels. */
+  readonly sizes: (channels: number) => SplitSizes;
+}
+
+const NAME = "split";
+
+const sizes = (channels: number): SplitSizes => {
+  if (!Number.isInteger(channels) || channels < 2) {
+    throw new ShapeError(`${NAME}: channels must be an integer ≥ 2, got ${channels}`);
+  }
+  const kept = Math.floor(channels / 2);
+  return { kept, emitted: channels - kept };
+};
+
+/** The split layer, see the module documentation. */
+export const split: SplitLayer = {
+  init: (channels) => {
+    const { kept, emitted } = sizes(channels);
+    return { prior: { w: tf.zeros([3, 3, kept, 2 * emitted]), b: tf.zeros([2 * emitted]) } };
+  },
+  sizes,
+  bijector: (p, { channels }) => {
+    const { kept, emitted } = sizes(channels);
+    const ws = p.prior.w.shape;
+    if (ws[0] !== 3 || ws[1] !== 3 || ws[2] !== kept || ws[3] !== 2 * emitted) {
+      throw new ShapeError(
+        `${NAME}: prior weight has shape ${showShape(ws)}, expected ` +
+          `${showShape([3, 3, kept, 2 * emitted])} for ${channels} channels`,
+      );
+    }
+    const shape = (s: Shape4): Shape4 => {
+      if (s[3] !== channels) {
+        throw new ShapeError(
+          `${NAME}: input has ${s[3]} channels, expected ${channels} (shape ${showShape(s)})`,
+        );
+      }
+      return s;
+    };
+    const run = (x: tf.Tensor4D, dir: 1 | -1): FlowResult => {
+      checkInput(NAME, x, channels);
+      return tf.tidy(() => {
+        const [n, h, w] = x.shape;
+        const z1 = tf.slice(x, [0, 0, 0, 0], [n, h, w, kept]);
+        const z2 = tf.slice(x, [0, 0, 0, kept], [n, h, w, emitted]);
+        const { even: mean, odd: logs } = deinterleave(
+          conv2dSame(z1, p.prior.w, p.prior.b, `${NAME}.prior`),
+        );
+        const out = dir === 1
+          ? tf.mul(tf.sub(z2, mean), tf.exp(tf.neg(logs)))
+          : tf.add(tf.mul(z2, tf.exp(logs)), mean);
+        return {
+          y: tf.concat([z1, out], 3) as tf.Tensor4D,
+          logDet: tf.mul(tf.sum(logs, [1, 2, 3]), -dir) as tf.Tensor1D,
+        };
+      });
+    };
+    return bijector({
+      name: NAME,
+      forward: (x) => run(x, 1),
+      inverse: (y) => run(y, -1),
+      forwardShape: shape,
+      inverseShape: shape,
+    });
+  },
+};

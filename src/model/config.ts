@@ -1,0 +1,193 @@
+/**
+ * The DeFlow model configuration: an io-ts codec with a documented default for every field.
+ *
+ * A config file may give any subset of fields; `decodeConfig` fills in the defaults and
+ * returns `Left` with io-ts's path-level messages for anything malformed
+ * (e.g. `Invalid value -1 supplied to : ModelConfig/steps: PositiveInt`).
+ *
+ * @module
+ */
+import * as t from "io-ts";
+import { either as E, function as F } from "fp-ts";
+import { PathReporter } from "io-ts/lib/PathReporter.js";
+
+interface PositiveIntBrand {
+  readonly PositiveInt: unique symbol;
+}
+interface NonNegIntBrand {
+  readonly NonNegInt: unique symbol;
+}
+interface PositiveBrand {
+  readonly Positive: unique symbol;
+}
+interface NonNegBrand {
+  readonly NonNeg: unique symbol;
+}
+
+/** An integer ≥ 1. */
+export const PositiveInt: t.BrandC<t.NumberC, PositiveIntBrand> = t.brand(
+  t.number,
+  (n): n is t.Branded<number, PositiveIntBrand> => Number.isInteger(n) && n >= 1,
+  "PositiveInt",
+);
+/** An integer ≥ 0. */
+export const NonNegInt: t.BrandC<t.NumberC, NonNegIntBrand> = t.brand(
+  t.number,
+  (n): n is t.Branded<number, NonNegIntBrand> => Number.isInteger(n) && n >= 0,
+  "NonNegInt",
+);
+/** A finite number > 0. */
+export const Positive: t.BrandC<t.NumberC, PositiveBrand> = t.brand(
+  t.number,
+  (n): n is t.Branded<number, PositiveBrand> => Number.isFinite(n) && n > 0,
+  "Positive",
+);
+/** A finite number ≥ 0. */
+export const NonNeg: t.BrandC<t.NumberC, NonNegBrand> = t.brand(
+  t.number,
+  (n): n is t.Branded<number, NonNegBrand> => Number.isFinite(n) && n >= 0,
+  "NonNeg",
+);
+
+/** Conditional encoder sizes (RRDB family). */
+const EncoderFields = t.partial({
+  /** Feature channels (paper: 64). */
+  nf: PositiveInt,
+  /** Number of RRDB blocks (paper: 23). */
+  nb: PositiveInt,
+  /** Growth channels of the dense blocks (paper: 32). */
+  gc: PositiveInt,
+});
+
+/** The io-ts codec of a (partial) model configuration as found in a config file. */
+export const ModelConfigCodec = t.exact(
+  t.partial({
+    levels: PositiveInt,
+    steps: PositiveInt,
+    transitionSteps: NonNegInt,
+    splitLevels: t.array(PositiveInt),
+    hidden: PositiveInt,
+    injectorHidden: PositiveInt,
+    conditionFactor: t.union([t.literal(2), t.literal(4), t.literal(8)]),
+    conditionNoise: NonNeg,
+    encoder: t.exact(EncoderFields),
+    bins: PositiveInt,
+    eps: Positive,
+    shiftInit: Positive,
+    imageChannels: PositiveInt,
+  }),
+  "ModelConfig",
+);
+
+/** A complete, validated DeFlow model configuration. */
+export interface ModelConfig {
+  /** Number of levels L (each starts with a 2×2 squeeze). Default 3 (paper: 3). */
+  readonly levels: number;
+  /** Conditional flow steps K per level. Default 4 (paper: 16). */
+  readonly steps: number;
+  /** Transition steps (ActNorm → 1x1 conv) after each squeeze. Default 2 (paper: 2). */
+  readonly transitionSteps: number;
+  /**
+   * Levels (1-based) that end with a split emitting half the channels as a latent.
+   * Default `[1]`, as in the authors' configuration (one split after level 1).
+   */
+  readonly splitLevels: readonly number[];
+  /** Hidden channels of the coupling networks. Default 32 (paper: 64). */
+  readonly hidden: number;
+  /** Hidden channels of the affine injector networks. Default 32 (paper: 64/128). */
+  readonly injectorHidden: number;
+  /** Bicubic downsampling factor of the conditioning φ. Default 4 (paper: 4 or 8). */
+  readonly conditionFactor: 2 | 4 | 8;
+  /** Std of the Gaussian noise added to the downsampled conditioning. Default 0.03. */
+  readonly conditionNoise: number;
+  /** RRDB encoder sizes. Default nf 16, nb 2, gc 8 (paper: 64, 23, 32). */
+  readonly encoder: { readonly nf: number; readonly nb: number; readonly gc: number };
+  /** Dequantisation bins per channel (uniform noise of width 1/bins). Default 32 (5 bits). */
+  readonly bins: number;
+  /** Lower bound added to every affine scale, s = sigmoid(raw + 2) + eps. Default 1e-3. */
+  readonly eps: number;
+  /** Initial scale of each latent shift's M (M = 0 never learns). Default 0.1. */
+  readonly shiftInit: number;
+  /** Image channels. Default 3. */
+  readonly imageChannels: number;
+}
+
+/** The default configuration: small enough to train on a 2-core CPU in minutes. */
+export const defaultConfig: ModelConfig = {
+  levels: 3,
+  steps: 4,
+  transitionSteps: 2,
+  splitLevels: [1],
+  hidden: 32,
+  injectorHidden: 32,
+  conditionFactor: 4,
+  conditionNoise: 0.03,
+  encoder: { nf: 16, nb: 2, gc: 8 },
+  bins: 32,
+  eps: 1e-3,
+  shiftInit: 0.1,
+  imageChannels: 3,
+};
+
+/** The sizes of the authors' configuration (NTIRE/AIM): L 3, K 16, hidden 64, RRDB 64/23/32. */
+export const paperConfig: ModelConfig = {
+  ...defaultConfig,
+  steps: 16,
+  hidden: 64,
+  injectorHidden: 64,
+  encoder: { nf: 64, nb: 23, gc: 32 },
+};
+
+const semanticErrors = (c: ModelConfig): string[] => {
+  const errs: string[] = [];
+  for (const l of c.splitLevels) {
+    if (l >= c.levels) {
+      errs.push(
+        `ModelConfig/splitLevels: level ${l} cannot split (only levels 1..${
+          c.levels - 1
+        } of ${c.levels} can)`,
+      );
+    }
+  }
+  if (new Set(c.splitLevels).size !== c.splitLevels.length) {
+    errs.push("ModelConfig/splitLevels: levels must be distinct");
+  }
+  if (2 ** c.levels < c.conditionFactor) {
+    errs.push(
+      `ModelConfig/conditionFactor: ${c.conditionFactor} exceeds 2^levels = ${2 ** c.levels}`,
+    );
+  }
+  return errs;
+};
+
+/**
+ * Validate a configuration (any subset of fields) and fill in defaults. `Left` holds
+ * one message per problem, with the field path.
+ */
+export const decodeConfig = (input: unknown): E.Either<string[], ModelConfig> =>
+  F.pipe(
+    ModelConfigCodec.decode(input ?? {}),
+    E.mapLeft((errors) => PathReporter.report(E.left(errors))),
+    E.map((partial): ModelConfig => ({
+      ...defaultConfig,
+      ...partial,
+      encoder: { ...defaultConfig.encoder, ...(partial.encoder ?? {}) },
+    })),
+    E.chain((c) => {
+      const errs = semanticErrors(c);
+      return errs.length ? E.left(errs) : E.right(c);
+    }),
+  );
+
+/** Like {@linkcode decodeConfig} but throws an Error listing every problem. */
+export const configOrThrow = (input: unknown): ModelConfig =>
+  F.pipe(
+    decodeConfig(input),
+    E.getOrElseW((errs) => {
+      throw new Error(`invalid model config:\n  ${errs.join("\n  ")}`);
+    }),
+  );
+
+/** Plain JSON form of a config (for checkpoints and reports). */
+export const configToJson = (c: ModelConfig): Record<string, unknown> =>
+  JSON.parse(JSON.stringify(c));

@@ -1,0 +1,299 @@
+/**
+ * The DeFlow network: parameters, conditioning features, encode (image → latents) and
+ * decode (latents → image), exact inverses of each other for a fixed conditioning input.
+ *
+ * @module
+ */
+import { tf } from "../tf.ts";
+import { type Bijector, chain, sumLogDets } from "../core/bijector.ts";
+import { ShapeError, showShape } from "../core/errors.ts";
+import { foldIn, splitSeed } from "../core/random.ts";
+import { actNorm } from "../layers/actNorm.ts";
+import {
+  flowStep,
+  type FlowStepParams,
+  transitionStep,
+  type TransitionStepParams,
+} from "../layers/flowStep.ts";
+import { latentShift, type LatentShiftParams } from "../layers/latentShift.ts";
+import { split, type SplitParams } from "../layers/split.ts";
+import { squeeze } from "../layers/squeeze.ts";
+import { type EncoderParams, resizeFeatures, rrdbEncoder } from "./encoder.ts";
+import type { ModelConfig } from "./config.ts";
+import { latentChannels, levelChannels, networkLayout } from "./layout.ts";
+
+/** Parameters of one level. */
+export type LevelParams = {
+  /** Transition steps (ActNorm → 1x1 conv) after the squeeze. */
+  readonly transitions: readonly TransitionStepParams[];
+  /** Conditional flow steps. */
+  readonly steps: readonly FlowStepParams[];
+  /** The split's prior (an empty list when the level does not split, else one entry). */
+  readonly split: readonly SplitParams[];
+};
+
+/** All parameters of a DeFlow model: a plain immutable tree of tensors. */
+export type DeflowParams = {
+  /** The conditional (RRDB) encoder. */
+  readonly encoder: EncoderParams;
+  /** Flow levels, first (finest) to last. */
+  readonly levels: readonly LevelParams[];
+  /** One latent shift per latent, in latent order (split latents, then final). */
+  readonly shifts: readonly LatentShiftParams[];
+};
+
+/** Channels of the conditioning features every flow step sees. */
+export const condChannels = (config: ModelConfig): number =>
+  rrdbEncoder.outChannels(config.encoder);
+
+/** Fresh parameters from a seed (ActNorms at identity; call `initActNorms` on data). */
+export const initParams = (config: ModelConfig, seed: number): DeflowParams => {
+  const [encSeed, flowSeed, shiftSeed] = splitSeed(seed, 3);
+  const cc = condChannels(config);
+  const levels = levelChannels(config).map((lc, li): LevelParams => {
+    const ls = foldIn(flowSeed, li);
+    return {
+      transitions: Array.from(
+        { length: config.transitionSteps },
+        (_, i) => transitionStep.init(foldIn(ls, 1000 + i), { channels: lc.channels }),
+      ),
+      steps: Array.from({ length: config.steps }, (_, i) =>
+        flowStep.init(foldIn(ls, i), {
+          channels: lc.channels,
+          condChannels: cc,
+          hidden: config.hidden,
+        })),
+      split: lc.emitted > 0 ? [split.init(lc.channels)] : [],
+    };
+  });
+  const shifts = latentChannels(config).map((c, i) =>
+    latentShift.init(c, foldIn(shiftSeed, i), config.shiftInit)
+  );
+  return {
+    encoder: rrdbEncoder.init(encSeed, config.encoder, config.imageChannels),
+    levels,
+    shifts,
+  };
+};
+
+/**
+ * Conditioning features for every level from the conditioning input
+ * (`conditionInput(x)`, resolution H/k): the encoder's features resized to each level.
+ */
+export const levelFeatures = (
+  params: DeflowParams,
+  config: ModelConfig,
+  condInput: tf.Tensor4D,
+  height: number,
+  width: number,
+): tf.Tensor4D[] =>
+  tf.tidy(() => {
+    const expected = [height / config.conditionFactor, width / config.conditionFactor];
+    if (condInput.shape[1] !== expected[0] || condInput.shape[2] !== expected[1]) {
+      throw new ShapeError(
+        `deflow: conditioning input ${showShape(condInput.shape)} does not match an image of ` +
+          `${height}×${width} downscaled by ${config.conditionFactor}`,
+      );
+    }
+    const feats = rrdbEncoder.apply(params.encoder, config.encoder, condInput);
+    const layout = networkLayout(config, height, width);
+    return layout.levels.map((l) =>
+      l.height === feats.shape[1] && l.width === feats.shape[2]
+        ? tf.clone(feats)
+        : resizeFeatures(feats, [l.height, l.width])
+    );
+  });
+
+/** The bijector of one level (squeeze, transitions, steps, split) for given parameters. */
+export const levelBijector = (p: LevelParams, config: ModelConfig, level: number): Bijector => {
+  const lc = levelChannels(config)[level - 1];
+  const cc = condChannels(config);
+  return chain(
+    squeeze.bijector(),
+    ...p.transitions.map((t) => transitionStep.bijector(t, { channels: lc.channels })),
+    ...p.steps.map((s) =>
+      flowStep.bijector(s, { channels: lc.channels, condChannels: cc, eps: config.eps })
+    ),
+    ...p.split.map((s) => split.bijector(s, { channels: lc.channels })),
+  );
+};
+
+/** The result of {@linkcode encode}. */
+export type Encoded = {
+  /** Latents in order (split latents, then final), NHWC. */
+  readonly latents: tf.Tensor4D[];
+  /** Per-sample log|det ∂z/∂x| of the whole flow, `[N]`. */
+  readonly logDet: tf.Tensor1D;
+};
+
+const checkImage = (config: ModelConfig, x: tf.Tensor4D, what: string) => {
+  if (x.rank !== 4 || x.shape[3] !== config.imageChannels) {
+    throw new ShapeError(
+      `deflow: ${what} must be NHWC with ${config.imageChannels} channels, got ${
+        showShape(x.shape)
+      }`,
+    );
+  }
+  networkLayout(config, x.shape[1], x.shape[2]);
+};
+
+/** Image → latents with the flow's log-det, given precomputed level features. */
+export const encodeWithFeatures = (
+  params: DeflowParams,
+  config: ModelConfig,
+  x: tf.Tensor4D,
+  features: readonly tf.Tensor4D[],
+): Encoded =>
+  tf.tidy(() => {
+    checkImage(config, x, "image");
+    const lc = levelChannels(config);
+    let h: tf.Tensor4D = x;
+    const latents: tf.Tensor4D[] = [];
+    const lds: tf.Tensor1D[] = [];
+    params.levels.forEach((p, i) => {
+      const r = levelBijector(p, config, i + 1).forward(h, features[i]);
+      lds.push(r.logDet);
+      if (lc[i].emitted > 0) {
+        const [n, hh, ww] = r.y.shape;
+        latents.push(tf.slice(r.y, [0, 0, 0, lc[i].kept], [n, hh, ww, lc[i].emitted]));
+        h = tf.slice(r.y, [0, 0, 0, 0], [n, hh, ww, lc[i].kept]);
+      } else {
+        h = r.y;
+      }
+    });
+    latents.push(h);
+    return { latents, logDet: sumLogDets(lds) };
+  });
+
+/** Latents → image with the log-det of the generative map, given level features. */
+export const decodeWithFeatures = (
+  params: DeflowParams,
+  config: ModelConfig,
+  latents: readonly tf.Tensor4D[],
+  features: readonly tf.Tensor4D[],
+): { readonly x: tf.Tensor4D; readonly logDet: tf.Tensor1D } =>
+  tf.tidy(() => {
+    const lc = levelChannels(config);
+    const expected = latentChannels(config);
+    if (latents.length !== expected.length) {
+      throw new ShapeError(`deflow: ${latents.length} latents given, expected ${expected.length}`);
+    }
+    latents.forEach((z, i) => {
+      if (z.rank !== 4 || z.shape[3] !== expected[i]) {
+        throw new ShapeError(
+          `deflow: latent ${i} has shape ${showShape(z.shape)}, expected ${expected[i]} channels`,
+        );
+      }
+    });
+    let h: tf.Tensor4D = latents[latents.length - 1];
+    let k = latents.length - 2;
+    const lds: tf.Tensor1D[] = [];
+    for (let i = params.levels.length - 1; i >= 0; i--) {
+      if (lc[i].emitted > 0) h = tf.concat([h, latents[k--]], 3);
+      const r = levelBijector(params.levels[i], config, i + 1).inverse(h, features[i]);
+      lds.push(r.logDet);
+      h = r.y;
+    }
+    return { x: h, logDet: sumLogDets(lds) };
+  });
+
+/** Image → latents (computes the conditioning features from `condInput`). */
+export const encode = (
+  params: DeflowParams,
+  config: ModelConfig,
+  x: tf.Tensor4D,
+  condInput: tf.Tensor4D,
+): Encoded =>
+  tf.tidy(() => {
+    checkImage(config, x, "image");
+    const feats = levelFeatures(params, config, condInput, x.shape[1], x.shape[2]);
+    return encodeWithFeatures(params, config, x, feats);
+  });
+
+/**
+ * Latents → image (computes the features from `condInput`). On WebGPU the parameters
+ * must come from {@linkcode withInverses} (the 1x1 convolutions' float64 inverses).
+ */
+export const decode = (
+  params: DeflowParams,
+  config: ModelConfig,
+  latents: readonly tf.Tensor4D[],
+  condInput: tf.Tensor4D,
+): { readonly x: tf.Tensor4D; readonly logDet: tf.Tensor1D } =>
+  tf.tidy(() => {
+    const last = latents[latents.length - 1];
+    const f = 2 ** config.levels;
+    const feats = levelFeatures(params, config, condInput, last.shape[1] * f, last.shape[2] * f);
+    return decodeWithFeatures(params, config, latents, feats);
+  });
+
+/**
+ * New parameters with every 1x1 convolution's inverse precomputed in float64 (needed to
+ * decode on WebGPU, and faster everywhere). Only the new inverse tensors are allocated;
+ * dispose them with {@linkcode disposeInverses}.
+ */
+export const withInverses = async (params: DeflowParams): Promise<DeflowParams> => ({
+  ...params,
+  levels: await Promise.all(params.levels.map(async (l) => ({
+    ...l,
+    transitions: await Promise.all(l.transitions.map(transitionStep.withInverse)),
+    steps: await Promise.all(l.steps.map(flowStep.withInverse)),
+  }))),
+});
+
+/** Dispose the inverse tensors that {@linkcode withInverses} added. */
+export const disposeInverses = (params: DeflowParams): void => {
+  for (const l of params.levels) {
+    for (const s of [...l.transitions, ...l.steps]) s.invConv.const.inverse?.dispose();
+  }
+};
+
+/**
+ * ActNorm data-dependent initialisation: run the flow on a batch (both domains) level by
+ * level and set every ActNorm so that its output has zero mean and unit variance per
+ * channel. Returns new parameters; the replaced ActNorm tensors of `params` are disposed
+ * only if `disposeOld` is true.
+ */
+export const initActNorms = (
+  params: DeflowParams,
+  config: ModelConfig,
+  x: tf.Tensor4D,
+  condInput: tf.Tensor4D,
+  disposeOld = false,
+): DeflowParams => {
+  const result = tf.tidy(() => {
+    const feats = levelFeatures(params, config, condInput, x.shape[1], x.shape[2]);
+    const lc = levelChannels(config);
+    const cc = condChannels(config);
+    let h: tf.Tensor4D = x;
+    const levels = params.levels.map((p, i): LevelParams => {
+      h = squeeze.bijector().forward(h).y;
+      const transitions = p.transitions.map((t) => {
+        const an = actNorm.initFromData(h);
+        const nt = { ...t, actNorm: an };
+        h = transitionStep.bijector(nt, { channels: lc[i].channels }).forward(h).y;
+        return nt;
+      });
+      const steps = p.steps.map((s) => {
+        const an = actNorm.initFromData(h);
+        const ns = { ...s, actNorm: an };
+        h = flowStep.bijector(ns, { channels: lc[i].channels, condChannels: cc, eps: config.eps })
+          .forward(h, feats[i]).y;
+        return ns;
+      });
+      if (lc[i].emitted > 0) {
+        const y = split.bijector(p.split[0], { channels: lc[i].channels }).forward(h).y;
+        const [n, hh, ww] = y.shape;
+        h = tf.slice(y, [0, 0, 0, 0], [n, hh, ww, lc[i].kept]);
+      }
+      return { ...p, transitions, steps };
+    });
+    return { ...params, levels } as unknown as tf.TensorContainer;
+  }) as unknown as DeflowParams;
+  if (disposeOld) {
+    for (const l of params.levels) {
+      for (const s of [...l.transitions, ...l.steps]) tf.dispose([s.actNorm.bias, s.actNorm.logs]);
+    }
+  }
+  return result;
+};
