@@ -85,6 +85,8 @@ export interface BenchRow {
   readonly shape: string;
   /** Median ms per metric. */
   readonly ms: Partial<Record<Metric, number>>;
+  /** Minimum ms per metric (less sensitive to other load on a shared machine). */
+  readonly min: Partial<Record<Metric, number>>;
   /** All timed samples per metric (ms). */
   readonly samples: Partial<Record<Metric, number[]>>;
   /** Megapixels per second of the `sample` metric. */
@@ -121,6 +123,7 @@ const runWorkload = async (
     return {
       ...base,
       ms: {},
+      min: {},
       samples: {},
       reps: 0,
       note: "skipped: heavy on software WebGPU (--quick)",
@@ -128,9 +131,12 @@ const runWorkload = async (
   }
   const before = tf.memory().numTensors;
   const prep = await w.setup();
-  if (typeof prep === "string") return { ...base, ms: {}, samples: {}, reps: 0, note: prep };
+  if (typeof prep === "string") {
+    return { ...base, ms: {}, min: {}, samples: {}, reps: 0, note: prep };
+  }
   const { warmup, reps } = repsFor(w, info, args);
   const ms: Partial<Record<Metric, number>> = {};
+  const min: Partial<Record<Metric, number>> = {};
   const samples: Partial<Record<Metric, number[]>> = {};
   try {
     for (const m of METRICS) {
@@ -144,6 +150,7 @@ const runWorkload = async (
         ts.push(performance.now() - t0);
       }
       ms[m] = median(ts);
+      min[m] = Math.min(...ts);
       samples[m] = ts;
     }
   } finally {
@@ -155,7 +162,15 @@ const runWorkload = async (
   const mpPerS = ms.sample !== undefined && prep.megapixels !== undefined
     ? prep.megapixels / (ms.sample / 1000)
     : undefined;
-  return { ...base, ms, samples, mpPerS, reps, note: notes.length ? notes.join("; ") : undefined };
+  return {
+    ...base,
+    ms,
+    min,
+    samples,
+    mpPerS,
+    reps,
+    note: notes.length ? notes.join("; ") : undefined,
+  };
 };
 
 const fmt = (v: number | undefined, digits = 1): string =>
@@ -214,6 +229,7 @@ const main = async (): Promise<void> => {
         backend: b,
         shape: "",
         ms: {},
+        min: {},
         samples: {},
         reps: 0,
         note: `unavailable: ${(e as Error).message}`,
@@ -238,6 +254,7 @@ const main = async (): Promise<void> => {
           backend: b,
           shape: w.shape,
           ms: {},
+          min: {},
           samples: {},
           reps: 0,
           note: `error: ${(e as Error).message.split("\n")[0]}`,

@@ -146,10 +146,10 @@ export const layerWorkloads: readonly Workload[] = [
     shape: layerShape,
     setup: () => {
       const x = randn([N, H, W, C], 1);
-      const p = {
+      const p = tf.tidy(() => ({
         bias: tf.mul(randn([C], 2), 0.1) as tf.Tensor1D,
         logs: tf.mul(randn([C], 3), 0.1) as tf.Tensor1D,
-      };
+      }));
       return Promise.resolve({
         runs: lossRuns([p.bias, p.logs, x], (b, l, xx) => {
           const r = actNorm.bijector({ bias: b as tf.Tensor1D, logs: l as tf.Tensor1D }).forward(
@@ -280,6 +280,7 @@ type ObjectiveMod = typeof import("../src/model/objective.ts");
 type SampleMod = typeof import("../src/model/sample.ts");
 type AdamMod = typeof import("../src/train/adam.ts");
 type CondMod = typeof import("../src/model/conditioning.ts");
+type StepMod = typeof import("../src/train/step.ts");
 
 interface ModelMods {
   readonly config: ConfigMod;
@@ -308,8 +309,9 @@ export const TRAIN_SHAPE = { n: 2, h: 32, w: 32 } as const;
  * One training step, built from `src/model/objective.ts` (`unpairedLoss`) and
  * `src/train/adam.ts`: prepare the float64 shift statistics (async), dequantise,
  * conditioning input, `tf.valueAndGrads` of the loss w.r.t. every trainable leaf, Adam
- * update, read the loss. If `src/train/step.ts` exports `trainStep`, a note says so but
- * the bench keeps its own step (same computation) so both implementations stay comparable.
+ * update, read the loss. When `src/train/step.ts` exports `trainStep`, that is timed
+ * instead (same computation plus gradient-norm clipping), followed by a read of one
+ * updated parameter so the update is included.
  */
 const trainWorkload = (which: "default" | "paper"): Workload => ({
   name: `trainStep.${which}`,
@@ -357,14 +359,24 @@ const trainWorkload = (which: "default" | "paper"): Workload => ({
       it++;
       await readScalar(value);
     };
-    const stepMod = await tryImport<Record<string, unknown>>("../src/train/step.ts");
-    const note = stepMod
-      ? `bench-local step (objective.unpairedLoss + adamStep); src/train/step.ts exports: ${
-        Object.keys(stepMod).join(", ")
-      }`
-      : "bench-local step (objective.unpairedLoss + adamStep); src/train/step.ts not present";
+    const stepMod = await tryImport<StepMod>("../src/train/step.ts");
+    let runStep = step;
+    let note = "bench-local step (objective.unpairedLoss + adamStep): src/train/step.ts missing";
+    if (stepMod && typeof stepMod.trainStep === "function") {
+      note = "src/train/step.ts trainStep (Adam, grad clipping)";
+      runStep = async () => {
+        const r = await stepMod.trainStep({ params, adam: state }, config, {
+          x,
+          degradedMask: mask,
+        }, { lr: 1e-4, seed: 100 + it++ });
+        params = r.state.params;
+        state = r.state.adam;
+        // trainStep reads the loss before the update: wait for the update too.
+        await readScalar(tf.sum(params.shifts[0].mu));
+      };
+    }
     return {
-      runs: { step },
+      runs: { step: runStep },
       note,
       dispose: () => {
         tf.dispose([x, mask, ...state.m, ...state.v]);

@@ -269,6 +269,22 @@ Deno.test(
         "finiteAndShapes",
         /forward output has a non-finite value \(NaN/,
       );
+      // an "identity" that hands back its input: callers would dispose their own tensor
+      const noClone: Bijector = bijector({
+        name: "noClone",
+        forward: (x) => ({ y: x, logDet: tf.zeros([x.shape[0]]) }),
+        inverse: (y) => ({ y, logDet: tf.zeros([y.shape[0]]) }),
+      });
+      const base = affineCase("noClone");
+      await expectLawFailure(
+        {
+          ...base,
+          volumePreserving: true,
+          build: async (p) => ({ ...(await base.build(p)), bijector: noClone }),
+        },
+        "finiteAndShapes",
+        /noClone returned its input tensor as output/,
+      );
       await expectLawFailure(
         affineCase("ldColumn", { ldColumn: true }),
         "finiteAndShapes",

@@ -145,9 +145,13 @@ export const identity: Bijector = bijector({
 /**
  * The inverse bijector: swaps the directions. `invert(invert(f))` returns `f` itself.
  */
+const inverses = new WeakMap<Bijector, Bijector>();
+
 export const invert = (b: Bijector): Bijector => {
   const original = (b as Partial<InvertedBijector>)[INVERTED];
   if (original) return original;
+  const known = inverses.get(b);
+  if (known) return known;
   const inv: InvertedBijector = {
     name: `invert(${b.name})`,
     forward: b.inverse,
@@ -156,6 +160,7 @@ export const invert = (b: Bijector): Bijector => {
     inverseShape: b.forwardShape,
     [INVERTED]: b,
   };
+  inverses.set(b, inv);
   return inv;
 };
 
@@ -173,7 +178,10 @@ const applyAll = (
       cur = r.y;
       lds.push(r.logDet);
     }
-    return { y: cur === x ? tf.clone(x) : cur, logDet: lds.length ? sumLogDets(lds) : zeroLogDet(x.shape[0]) };
+    return {
+      y: cur === x ? tf.clone(x) : cur,
+      logDet: lds.length ? sumLogDets(lds) : zeroLogDet(x.shape[0]),
+    };
   });
 
 /**
@@ -244,6 +252,20 @@ export const withCondition = (b: Bijector, cond: tf.Tensor4D): Bijector => ({
   inverseShape: b.inverseShape,
 });
 
+/** True on backends that can read tensors synchronously (not WebGPU). */
+const canReadSync = (): boolean => tf.getBackend() !== "webgpu";
+
+/**
+ * Throw a NonFiniteError naming `name` if `x` holds NaN or ±Infinity. Asynchronous, so
+ * it works on every backend (WebGPU cannot read synchronously); use it at boundaries.
+ */
+export const assertFinite = async (name: string, x: tf.Tensor): Promise<void> => {
+  const flag = tf.tidy(() => tf.all(tf.isFinite(x)));
+  const ok = (await flag.data())[0];
+  flag.dispose();
+  if (!ok) throw new NonFiniteError(`${name}: input contains NaN or Infinity`);
+};
+
 /**
  * Wrap a bijector with input validation for public entry points: rank-4 input, the
  * shapes the bijector accepts, and finite values (this reads the input back, so use it
@@ -253,6 +275,7 @@ export const checked = (b: Bijector): Bijector => {
   const guard = (dir: "forward" | "inverse", x: tf.Tensor4D) => {
     const s = asShape4(x, `${b.name}: input`);
     (dir === "forward" ? b.forwardShape : b.inverseShape)(s);
+    if (!canReadSync()) return;
     const finite = tf.tidy(() => tf.all(tf.isFinite(x)).dataSync()[0]);
     if (!finite) {
       throw new NonFiniteError(`${b.name}: input contains NaN or Infinity`);

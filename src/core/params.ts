@@ -36,8 +36,7 @@ export const flattenParams = (tree: ParamTree, prefix = ""): NamedTensor[] => {
 };
 
 /** The leaf tensors of a tree, in {@linkcode flattenParams} order. */
-export const leaves = (tree: ParamTree): tf.Tensor[] =>
-  flattenParams(tree).map((n) => n.tensor);
+export const leaves = (tree: ParamTree): tf.Tensor[] => flattenParams(tree).map((n) => n.tensor);
 
 /**
  * Rebuild a tree with the structure of `template` from leaves given in
@@ -91,8 +90,7 @@ export const countParams = (tree: ParamTree): number =>
   leaves(tree).reduce((n, t) => n + t.size, 0);
 
 /** Deep copy (new tensors) of a tree; the copy must be disposed separately. */
-export const cloneParams = <T extends ParamTree>(tree: T): T =>
-  mapParams(tree, (t) => tf.clone(t));
+export const cloneParams = <T extends ParamTree>(tree: T): T => mapParams(tree, (t) => tf.clone(t));
 
 /** Keep every leaf of a tree out of any enclosing `tf.tidy` (returns the same tree). */
 export const keepParams = <T extends ParamTree>(tree: T): T => {
@@ -107,5 +105,4 @@ export const keepParams = <T extends ParamTree>(tree: T): T => {
 export const CONST_KEY = "const";
 
 /** True when a leaf path is trained (has no `const` segment). */
-export const isTrainablePath = (path: string): boolean =>
-  !path.split(".").includes(CONST_KEY);
+export const isTrainablePath = (path: string): boolean => !path.split(".").includes(CONST_KEY);

@@ -431,11 +431,14 @@ export const checkBijectorLaws = async <P>(
   const skip = new Set<LawName>([...(c.skip ?? []), ...(options.skip ?? [])]);
   const maxJacobianSize = options.maxJacobianSize ?? DEFAULT_MAX_JACOBIAN_SIZE;
   const on = (law: LawName) => !skip.has(law);
-  const stats = new Map<LawName, Stat>(
-    LAW_NAMES.map((
-      l,
-    ) => [l, { runs: 0, maxError: 0, maxRatio: 0, partialSkips: 0, partialNote: "" }]),
-  );
+  const fresh = (): Stat => ({
+    runs: 0,
+    maxError: 0,
+    maxRatio: 0,
+    partialSkips: 0,
+    partialNote: "",
+  });
+  const stats = new Map<LawName, Stat>(LAW_NAMES.map((l) => [l, fresh()]));
   const st = (l: LawName): Stat => stats.get(l)!;
   let runIndex = 0;
   let maxAbsLogDet = 0;
@@ -534,17 +537,14 @@ export const checkBijectorLaws = async <P>(
         }
         if (prod(yShape.slice(1)) !== prod(xShape.slice(1))) {
           throw v(
-            `forwardShape maps ${showShape(xShape)} to ${
-              showShape(yShape)
-            }: the number of entries ` +
-              `per sample changes, so it is not a bijection`,
+            `forwardShape maps ${showShape(xShape)} to ${showShape(yShape)}: the number ` +
+              `of entries per sample changes, so it is not a bijection`,
           );
         }
         if (!sameShape(fx.y.shape, yShape)) {
           throw v(
-            `forward output has shape ${showShape(fx.y.shape)}, forwardShape says ${
-              showShape(yShape)
-            }`,
+            `forward output has shape ${showShape(fx.y.shape)}, ` +
+              `forwardShape says ${showShape(yShape)}`,
           );
         }
         const invShape = b.inverseShape(y.shape as unknown as Shape4);
@@ -776,7 +776,10 @@ export const checkBijectorLaws = async <P>(
       const err = e as Error;
       throw new Violation(
         built ? law : "finiteAndShapes",
-        `${built ? "" : "build "}threw ${err?.name ?? "error"}: ${err?.message ?? String(e)}`,
+        `${built ? "" : "build "}threw ${err?.name ?? "error"}: ${err?.message ?? String(e)}` +
+          (law === "batchIndependence" && !c.fixedBatch
+            ? " (if the bijector accepts only the batch size of x, set fixedBatch: true)"
+            : ""),
       );
     } finally {
       tf.dispose(owned);

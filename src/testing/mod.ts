@@ -28,7 +28,7 @@
  * @example Checking a bijector of your own
  * ```ts
  * import fc from "fast-check";
- * import { tf } from "@x/deflow";
+ * import * as tf from "@tensorflow/tfjs-core"; // npm:@tensorflow/tfjs-core@4.22.0
  * import { type BijectorCase, checkBijectorLaws, elementwiseAffine, printLawReport } from "@x/deflow/testing";
  *
  * const affine: BijectorCase<{ seed: number; channels: number }> = {
@@ -37,6 +37,8 @@
  *     seed: fc.integer({ min: 0, max: 1_000_000 }),
  *     channels: fc.integer({ min: 1, max: 4 }),
  *   }),
+ *   // g and h of the chain associativity law: same shapes, other seeds
+ *   related: (p) => fc.integer({ min: 0, max: 1_000_000 }).map((seed) => ({ ...p, seed })),
  *   build: ({ seed, channels }) => {
  *     const logScale = tf.randomNormal([channels], 0, 0.5, "float32", seed) as tf.Tensor1D;
  *     const shift = tf.randomNormal([channels], 0, 1, "float32", seed + 1) as tf.Tensor1D;
@@ -57,7 +59,9 @@
  *
  * Conditional bijectors put the condition in `cond` (the kit slices and tiles it with
  * `x`); bijectors that only accept one batch size (e.g. `withCondition(b, h)`) set
- * `fixedBatch: true`. `build` may be async. Tolerances, number of runs and skipped laws
+ * `fixedBatch: true`. `build` may be async. For the `chain` associativity law the kit
+ * builds two more draws; give `related: (p) => ...` (same shapes, other seeds) so that
+ * they fit together, else runs whose shapes differ skip it. Tolerances, number of runs and skipped laws
  * can be set per case or per call.
  *
  * @module
@@ -84,8 +88,6 @@ export {
   printLawReport,
   type Tolerances,
 } from "./laws.ts";
-/** The fast-check generator type that {@linkcode BijectorCase.params} uses. */
-export type { Arbitrary } from "fast-check";
 export {
   elementwiseAffine,
   elementwiseAffineCase,

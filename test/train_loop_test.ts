@@ -1,0 +1,391 @@
+/**
+ * Tests of the unpaired sampler, the degraded-domain normalisation and the training loop
+ * (wasm backend, tiny model).
+ */
+import assert from "node:assert/strict";
+import { tf } from "../src/tf.ts";
+import { flattenParams } from "../src/core/params.ts";
+import { configOrThrow, type ModelConfig } from "../src/model/config.ts";
+import { type RgbImage, rgbImage } from "../src/image/io.ts";
+import { readCheckpointInfo, saveCheckpoint } from "../src/io/checkpoint.ts";
+import { either as E } from "fp-ts";
+import type { DeflowParams } from "../src/model/network.ts";
+import { balancedBatch, nextBatch, samplerInit, type SamplerState } from "../src/train/sampler.ts";
+import {
+  computeNormalization,
+  denormalizeDegraded,
+  normalizeDegraded,
+} from "../src/train/normalize.ts";
+import { train, type TrainOptions, type TrainProgress } from "../src/train/loop.ts";
+import { useBackend } from "./_helpers.ts";
+
+const tiny: ModelConfig = configOrThrow({
+  levels: 2,
+  steps: 1,
+  transitionSteps: 1,
+  hidden: 8,
+  encoder: { nf: 4, nb: 1, gc: 4 },
+  conditionFactor: 2,
+});
+
+/** An image whose every sample is unique: value = offset + index / size. */
+const uniqueImage = (w: number, h: number, offset: number): RgbImage => {
+  const d = new Float32Array(w * h * 3);
+  for (let i = 0; i < d.length; i++) d[i] = offset + i / d.length;
+  return rgbImage(w, h, d);
+};
+
+/** A smooth image plus seeded uniform noise of amplitude `noise`. */
+const photo = (w: number, h: number, seed: number, noise: number): RgbImage => {
+  const d = new Float32Array(w * h * 3);
+  let s = seed * 7919 + 1;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      for (let c = 0; c < 3; c++) {
+        s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+        const n = (s / 4294967296 - 0.5) * noise;
+        d[(y * w + x) * 3 + c] = 0.5 + 0.25 * Math.sin(x / 3 + seed) * Math.cos(y / 4 + c) + n;
+      }
+    }
+  }
+  return rgbImage(w, h, d);
+};
+
+/** Brute-force reference: does `crop` (NHWC sample k) equal a crop of `im`, flipped or not? */
+const matchCrop = (
+  data: Float32Array,
+  k: number,
+  size: number,
+  im: RgbImage,
+): { flip: boolean } | null => {
+  const base = k * size * size * 3;
+  for (const flip of [false, true]) {
+    for (let top = 0; top + size <= im.height; top++) {
+      for (let left = 0; left + size <= im.width; left++) {
+        let ok = true;
+        for (let y = 0; y < size && ok; y++) {
+          for (let x = 0; x < size && ok; x++) {
+            const sx = flip ? left + size - 1 - x : left + x;
+            for (let c = 0; c < 3; c++) {
+              if (
+                data[base + (y * size + x) * 3 + c] !== im.data[((top + y) * im.width + sx) * 3 + c]
+              ) {
+                ok = false;
+                break;
+              }
+            }
+          }
+        }
+        if (ok) return { flip };
+      }
+    }
+  }
+  return null;
+};
+
+Deno.test("sampler: crops come from the right domain, pure and deterministic", async () => {
+  await useBackend("wasm");
+  const clean = [uniqueImage(9, 7, 0), uniqueImage(6, 8, 1)];
+  const degraded = [uniqueImage(7, 7, 2), uniqueImage(10, 6, 3), uniqueImage(5, 9, 4)];
+  const before = tf.memory().numTensors;
+  const s0 = samplerInit(123);
+  const a = nextBatch(s0, clean, degraded, { batch: 40, crop: 5 });
+  const b = nextBatch(JSON.parse(JSON.stringify(s0)) as SamplerState, clean, degraded, {
+    batch: 40,
+    crop: 5,
+  });
+  assert.deepEqual(a.state, b.state);
+  assert.notDeepEqual(a.state, s0);
+  const [xa, ma, xb, mb] = await Promise.all(
+    [a.batch.x, a.batch.degradedMask, b.batch.x, b.batch.degradedMask].map((t) => t.data()),
+  ) as Float32Array[];
+  assert.deepEqual(a.batch.x.shape, [40, 5, 5, 3]);
+  assert.deepEqual(xa, xb);
+  assert.deepEqual(ma, mb);
+  let flips = 0;
+  for (let k = 0; k < 40; k++) {
+    // Offsets 0,1 are clean, 2,3,4 degraded: the first value says which image it came from.
+    const src = Math.floor(xa[k * 75]);
+    assert.equal(ma[k], src >= 2 ? 1 : 0, `sample ${k}: mask vs source image ${src}`);
+    const im = [...clean, ...degraded][src];
+    const m = matchCrop(xa, k, 5, im);
+    assert.ok(m, `sample ${k} is not a crop of image ${src}`);
+    if (m.flip) flips++;
+  }
+  assert.ok(flips > 5 && flips < 35, `flips ${flips}/40`);
+  // The next draw differs.
+  const c = nextBatch(a.state, clean, degraded, { batch: 40, crop: 5 });
+  const xc = await c.batch.x.data() as Float32Array;
+  assert.notDeepEqual(xc, xa);
+  tf.dispose([a.batch.x, a.batch.degradedMask, b.batch.x, b.batch.degradedMask]);
+  tf.dispose([c.batch.x, c.batch.degradedMask]);
+  assert.equal(tf.memory().numTensors, before);
+});
+
+Deno.test("sampler: domains are balanced, balancedBatch has both, small images are named", async () => {
+  await useBackend("wasm");
+  const clean = [uniqueImage(8, 8, 0)];
+  const degraded = [uniqueImage(8, 8, 1)];
+  let s = samplerInit(7);
+  let degradedCount = 0;
+  const n = 2000;
+  for (let i = 0; i < n / 200; i++) {
+    const d = nextBatch(s, clean, degraded, { batch: 200, crop: 2 });
+    s = d.state;
+    const m = await d.batch.degradedMask.data() as Float32Array;
+    degradedCount += m.reduce((a, b) => a + b, 0);
+    tf.dispose([d.batch.x, d.batch.degradedMask]);
+  }
+  // Binomial(2000, ½): std ≈ 22; allow 4.5 std.
+  assert.ok(Math.abs(degradedCount - n / 2) < 100, `degraded ${degradedCount} of ${n}`);
+
+  const bb = balancedBatch(samplerInit(1), clean, degraded, { batch: 5, crop: 4 });
+  assert.deepEqual(Array.from(await bb.batch.degradedMask.data()), [0, 0, 0, 1, 1]);
+  tf.dispose([bb.batch.x, bb.batch.degradedMask]);
+
+  assert.throws(
+    () => nextBatch(samplerInit(0), clean, [uniqueImage(8, 3, 1)], { batch: 2, crop: 4 }),
+    /degraded image #0 is 8×3, smaller than the 4×4 crop/,
+  );
+  await assert.rejects(
+    () =>
+      train({
+        clean: [uniqueImage(16, 16, 0)],
+        degraded: [uniqueImage(16, 16, 1), uniqueImage(20, 12, 1)],
+        degradedNames: ["dir/ok.png", "dir/small.png"],
+        config: tiny,
+        iterations: 1,
+        crop: 16,
+      }),
+    /degraded image "dir\/small.png" is 20×12, smaller than the 16×16 crop/,
+  );
+  assert.throws(
+    () => nextBatch(samplerInit(0), [], degraded, { batch: 2, crop: 4 }),
+    /clean image set is empty/,
+  );
+});
+
+Deno.test("normalize: degraded channel statistics match the clean set's, and invert", () => {
+  const clean = [photo(12, 10, 1, 0), photo(8, 8, 2, 0)];
+  const degraded = [photo(10, 10, 3, 0.5), photo(6, 9, 4, 0.5)].map((im) =>
+    rgbImage(im.width, im.height, im.data.map((v, i) => v * (1 + (i % 3) * 0.3) + 0.1))
+  );
+  const stats = (ims: RgbImage[]) => {
+    const mean = [0, 0, 0], sq = [0, 0, 0];
+    let n = 0;
+    for (const im of ims) {
+      for (let i = 0; i < im.data.length; i++) {
+        mean[i % 3] += im.data[i];
+        sq[i % 3] += im.data[i] ** 2;
+      }
+      n += im.width * im.height;
+    }
+    return mean.map((m, c) => [m / n, Math.sqrt(sq[c] / n - (m / n) ** 2)]);
+  };
+  const norm = computeNormalization(clean, degraded);
+  const normed = normalizeDegraded(degraded, norm);
+  const want = stats(clean);
+  const got = stats(normed);
+  for (let c = 0; c < 3; c++) {
+    assert.ok(Math.abs(got[c][0] - want[c][0]) < 1e-5, `mean ${c}: ${got[c][0]} vs ${want[c][0]}`);
+    assert.ok(Math.abs(got[c][1] - want[c][1]) < 1e-5, `std ${c}: ${got[c][1]} vs ${want[c][1]}`);
+    assert.ok(Math.abs(norm.degraded.std[c] - stats(degraded)[c][1]) < 1e-6);
+  }
+  const back = denormalizeDegraded(normed, norm);
+  back.forEach((im, k) => {
+    for (let i = 0; i < im.data.length; i++) {
+      assert.ok(Math.abs(im.data[i] - degraded[k].data[i]) < 1e-5);
+    }
+  });
+});
+
+const cleanSet = [photo(24, 20, 1, 0.02), photo(20, 24, 2, 0.02), photo(32, 16, 3, 0.02)];
+const degradedSet = [photo(24, 24, 4, 0.3), photo(20, 20, 5, 0.3), photo(18, 22, 6, 0.3)];
+
+const base = (over: Partial<TrainOptions> = {}): TrainOptions => ({
+  clean: cleanSet,
+  degraded: degradedSet,
+  config: tiny,
+  batch: 4,
+  crop: 16,
+  seed: 5,
+  ...over,
+});
+
+const leafValues = async (params: DeflowParams): Promise<Map<string, Float32Array>> => {
+  const m = new Map<string, Float32Array>();
+  for (const n of flattenParams(params)) {
+    m.set(n.path, Float32Array.from(await n.tensor.data() as Float32Array));
+  }
+  return m;
+};
+
+Deno.test("train: finite, decreasing losses; tensor count flat across iterations", async () => {
+  await useBackend("wasm");
+  const before = tf.memory().numTensors;
+  const counts: number[] = [];
+  const steps: TrainProgress[] = [];
+  const r = await train(base({
+    iterations: 14,
+    lr: 2e-3,
+    emaDecay: 0.5,
+    onProgress: (p) => {
+      if (p.event === "step") {
+        counts.push(tf.memory().numTensors);
+        steps.push(p);
+      }
+    },
+  }));
+  assert.equal(r.step, 14);
+  assert.equal(r.interrupted, false);
+  assert.equal(steps.length, 14);
+  for (const p of steps) {
+    assert.ok(Number.isFinite(p.loss), `step ${p.step} loss ${p.loss}`);
+    assert.ok(p.itPerSec > 0);
+  }
+  assert.ok(counts.every((c) => c === counts[0]), `tensor counts ${counts}`);
+  assert.ok(r.history.length >= 12);
+  const first = r.history[0], last = r.history[r.history.length - 1];
+  assert.ok(last.clean < first.clean, `clean ${first.clean} → ${last.clean}`);
+  assert.ok(last.degraded < first.degraded, `degraded ${first.degraded} → ${last.degraded}`);
+  // The degraded (noisier) domain costs more bits.
+  assert.ok(last.degraded > last.clean);
+  tf.dispose(flattenParams(r.params).map((n) => n.tensor));
+  assert.equal(tf.memory().numTensors, before);
+});
+
+Deno.test("train: interrupted + resumed run equals the uninterrupted one", async () => {
+  await useBackend("wasm");
+  const dirA = await Deno.makeTempDir({ prefix: "deflow-train-a-" });
+  const dirB = await Deno.makeTempDir({ prefix: "deflow-train-b-" });
+  try {
+    const before = tf.memory().numTensors;
+    const a = await train(base({ iterations: 6, outDir: dirA, checkpointEvery: 2 }));
+    const ctl = new AbortController();
+    const b1 = await train(base({
+      iterations: 6,
+      outDir: dirB,
+      checkpointEvery: 2,
+      signal: ctl.signal,
+      onProgress: (p) => {
+        if (p.event === "step" && p.step === 3) ctl.abort();
+      },
+    }));
+    assert.equal(b1.interrupted, true);
+    assert.equal(b1.step, 3);
+    tf.dispose(flattenParams(b1.params).map((n) => n.tensor));
+    // Resume takes every setting from the checkpoint.
+    const b = await train({
+      clean: cleanSet,
+      degraded: degradedSet,
+      outDir: dirB,
+      resumeFrom: `${dirB}/checkpoint.safetensors`,
+    });
+    assert.equal(b.step, 6);
+    assert.deepEqual(b.history, a.history);
+    const va = await leafValues(a.params);
+    const vb = await leafValues(b.params);
+    assert.deepEqual([...va.keys()], [...vb.keys()]);
+    let changed = 0;
+    for (const [k, x] of va) {
+      assert.deepEqual(vb.get(k), x, `leaf ${k} differs`);
+      changed++;
+    }
+    assert.ok(changed > 50);
+    for (const f of ["checkpoint.safetensors", "loss.json", "loss.png"]) {
+      assert.ok((await Deno.stat(`${dirB}/${f}`)).size > 0, f);
+    }
+    const lossJson = JSON.parse(await Deno.readTextFile(`${dirA}/loss.json`));
+    assert.equal(lossJson.step, 6);
+    assert.deepEqual(lossJson.history, a.history);
+    tf.dispose(flattenParams(a.params).map((n) => n.tensor));
+    tf.dispose(flattenParams(b.params).map((n) => n.tensor));
+    assert.equal(tf.memory().numTensors, before);
+  } finally {
+    await Deno.remove(dirA, { recursive: true });
+    await Deno.remove(dirB, { recursive: true });
+  }
+});
+
+Deno.test("train: a corrupt or foreign checkpoint gives a clear error and changes nothing", async () => {
+  await useBackend("wasm");
+  const dir = await Deno.makeTempDir({ prefix: "deflow-train-bad-" });
+  try {
+    const path = `${dir}/checkpoint.safetensors`;
+    const garbage = new TextEncoder().encode("this is not a checkpoint at all");
+    await Deno.writeFile(path, garbage);
+    const before = tf.memory().numTensors;
+    await assert.rejects(
+      () => train(base({ iterations: 4, outDir: dir, resumeFrom: path })),
+      (e: Error) => /^train: cannot resume: .*checkpoint\.safetensors/.test(e.message),
+    );
+    assert.deepEqual(await Deno.readFile(path), garbage);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["checkpoint.safetensors"]);
+
+    // A well-formed file with an invalid config: the codec's path-level message.
+    const leaf = tf.zeros([2]);
+    await saveCheckpoint(path, {
+      params: { a: leaf },
+      config: { levels: -1 },
+      training: { step: 1, rng: 0, sampler: null },
+    });
+    leaf.dispose();
+    const bytes = await Deno.readFile(path);
+    await assert.rejects(
+      () => train(base({ iterations: 4, outDir: dir, resumeFrom: path })),
+      /invalid model config: Invalid value -1 supplied to : ModelConfig\/levels/,
+    );
+    assert.deepEqual(await Deno.readFile(path), bytes);
+    assert.equal(tf.memory().numTensors, before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("train: consecutive non-finite losses abort with a clear message", async () => {
+  await useBackend("wasm");
+  const nan = (im: RgbImage) => rgbImage(im.width, im.height, im.data.map(() => NaN));
+  const before = tf.memory().numTensors;
+  let seen = 0;
+  await assert.rejects(
+    () =>
+      train(base({
+        clean: cleanSet.map(nan),
+        degraded: degradedSet.map(nan),
+        iterations: 10,
+        maxSkips: 3,
+        onProgress: (p) => {
+          if (p.event === "step") {
+            assert.equal(p.skipped, true);
+            seen++;
+          }
+        },
+      })),
+    /train: 3 consecutive steps had a non-finite loss \(last at step 3\); aborting/,
+  );
+  assert.equal(seen, 3);
+  assert.equal(tf.memory().numTensors, before);
+  await assert.rejects(
+    () => train(base({ crop: 10, iterations: 1 })),
+    /crop 10 must be a multiple of 4/,
+  );
+  await assert.rejects(() => train(base({})), /iterations is required/);
+});
+
+Deno.test("train: normalize stores the degraded→clean normalisation in the checkpoint", async () => {
+  await useBackend("wasm");
+  const dir = await Deno.makeTempDir({ prefix: "deflow-train-norm-" });
+  try {
+    const r = await train(base({ iterations: 2, outDir: dir, normalize: true }));
+    tf.dispose(flattenParams(r.params).map((n) => n.tensor));
+    const want = computeNormalization(cleanSet, degradedSet);
+    assert.deepEqual(r.normalization, want);
+    const info = await readCheckpointInfo(`${dir}/checkpoint.safetensors`);
+    assert.ok(E.isRight(info));
+    const training = info.right.training as unknown as { normalization: unknown; step: number };
+    assert.equal(training.step, 2);
+    assert.deepEqual(training.normalization, want);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
