@@ -67,3 +67,7 @@ export * from "./src/image/grid.ts";
 export * from "./src/image/plot.ts";
 export * as degradations from "./src/degrade/mod.ts";
 export * as evaluation from "./src/eval/mod.ts";
+export type { SpdStats } from "./src/linalg/spd.ts";
+export type { SafetensorsDtype } from "./src/io/safetensors.ts";
+export * from "./src/model/closedForm.ts";
+export * from "./src/model/flatBijector.ts";

@@ -175,6 +175,8 @@ Deno.test("cli: train, info, resume, degrade, restore, evaluate end to end", asy
       "clean",
       "--json",
       "report.json",
+      "--patch",
+      "16",
     );
     assert.equal(ev.code, 0, ev.stderr);
     assert.match(ev.stdout, /noise std R G B/);
@@ -252,8 +254,7 @@ Deno.test("cli: errors are one line with the right exit code", async () => {
           "clean",
           "--out",
           "o",
-          "--temperature",
-          "-1",
+          "--temperature=-1",
         ],
         2,
         /--temperature: expected a number ≥ 0/,
@@ -264,6 +265,11 @@ Deno.test("cli: errors are one line with the right exit code", async () => {
         /--real: folder "nope" does not exist/,
       ],
       [["frobnicate"], 2, /unknown command "frobnicate"/],
+      [
+        ["info", "--model", "-x"],
+        2,
+        /--model: a value starting with "-" must be written --model=VALUE/,
+      ],
     ];
     const results: Run[] = [];
     for (let i = 0; i < cases.length; i += 3) {

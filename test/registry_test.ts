@@ -6,7 +6,7 @@
  */
 import fc from "fast-check";
 import { tf } from "../src/tf.ts";
-import { type Bijector } from "../src/core/bijector.ts";
+import type { Bijector } from "../src/core/bijector.ts";
 import { disposeParams, mapParams, type ParamTree } from "../src/core/params.ts";
 import { actNorm } from "../src/layers/actNorm.ts";
 import { invConv1x1 } from "../src/layers/invConv1x1.ts";

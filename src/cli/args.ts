@@ -7,11 +7,14 @@
  */
 import { parseArgs } from "node:util";
 import { either as E } from "fp-ts";
-import * as t from "io-ts";
+import { t } from "../iots.ts";
 
 /** A bad command line (exit code 2). */
 export class UsageError extends Error {
-  /** @param message one line naming the option and the problem */
+  /**
+   * Create the error.
+   * @param message one line naming the option and the problem
+   */
   constructor(message: string) {
     super(message);
     this.name = "UsageError";
@@ -20,7 +23,10 @@ export class UsageError extends Error {
 
 /** A failure the user can fix (missing folder, bad checkpoint…): exit code 1, no stack. */
 export class CliError extends Error {
-  /** @param message one line */
+  /**
+   * Create the error.
+   * @param message one line
+   */
   constructor(message: string) {
     super(message);
     this.name = "CliError";
@@ -148,6 +154,12 @@ export const parseCommand = <T>(spec: CommandSpec, args: readonly string[]): Par
     values = r.values as Record<string, string | boolean | undefined>;
   } catch (e) {
     const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+    const dashed = /^Option '(--[\w-]+)' argument is ambiguous/.exec(msg);
+    if (dashed) {
+      throw new UsageError(
+        `${spec.name}: ${dashed[1]}: a value starting with "-" must be written ${dashed[1]}=VALUE`,
+      );
+    }
     throw new UsageError(`${spec.name}: ${msg.replace(/\. To specify a positional.*$/, "")}`);
   }
   if (values.help) return { help: true };

@@ -142,11 +142,12 @@ export const identity: Bijector = bijector({
   inverse: (y) => ({ y: tf.clone(y), logDet: zeroLogDet(y.shape[0]) }),
 });
 
-/**
- * The inverse bijector: swaps the directions. `invert(invert(f))` returns `f` itself.
- */
 const inverses = new WeakMap<Bijector, Bijector>();
 
+/**
+ * The inverse bijector: swaps the directions. `invert(invert(f))` returns `f` itself, and
+ * inverting the same bijector twice gives the same object.
+ */
 export const invert = (b: Bijector): Bijector => {
   const original = (b as Partial<InvertedBijector>)[INVERTED];
   if (original) return original;

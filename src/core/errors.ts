@@ -6,7 +6,10 @@
 
 /** A tensor's shape did not fit a layer; the message names the layer and the shapes. */
 export class ShapeError extends Error {
-  /** @param message full message, starting with the layer name */
+  /**
+   * Create the error.
+   * @param message full message, starting with the layer name
+   */
   constructor(message: string) {
     super(message);
     this.name = "ShapeError";
@@ -15,7 +18,10 @@ export class ShapeError extends Error {
 
 /** A tensor held NaN or ±Infinity where finite values were required. */
 export class NonFiniteError extends Error {
-  /** @param message full message, starting with the layer name */
+  /**
+   * Create the error.
+   * @param message full message, starting with the layer name
+   */
   constructor(message: string) {
     super(message);
     this.name = "NonFiniteError";

@@ -13,7 +13,7 @@
  * @module
  */
 import { either as E } from "fp-ts";
-import * as t from "io-ts";
+import { t } from "../iots.ts";
 import { tf } from "../tf.ts";
 import { flattenParams, type ParamTree, unflattenLike } from "../core/params.ts";
 import type { AdamState } from "../train/adam.ts";

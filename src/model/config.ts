@@ -7,7 +7,7 @@
  *
  * @module
  */
-import * as t from "io-ts";
+import { t } from "../iots.ts";
 import { either as E, function as F } from "fp-ts";
 import { PathReporter } from "io-ts/lib/PathReporter.js";
 
@@ -25,29 +25,59 @@ interface NonNegBrand {
 }
 
 /** An integer ≥ 1. */
-export const PositiveInt: t.BrandC<t.NumberC, PositiveIntBrand> = t.brand(
+const PositiveInt: t.BrandC<t.NumberC, PositiveIntBrand> = t.brand(
   t.number,
   (n): n is t.Branded<number, PositiveIntBrand> => Number.isInteger(n) && n >= 1,
   "PositiveInt",
 );
 /** An integer ≥ 0. */
-export const NonNegInt: t.BrandC<t.NumberC, NonNegIntBrand> = t.brand(
+const NonNegInt: t.BrandC<t.NumberC, NonNegIntBrand> = t.brand(
   t.number,
   (n): n is t.Branded<number, NonNegIntBrand> => Number.isInteger(n) && n >= 0,
   "NonNegInt",
 );
 /** A finite number > 0. */
-export const Positive: t.BrandC<t.NumberC, PositiveBrand> = t.brand(
+const Positive: t.BrandC<t.NumberC, PositiveBrand> = t.brand(
   t.number,
   (n): n is t.Branded<number, PositiveBrand> => Number.isFinite(n) && n > 0,
   "Positive",
 );
 /** A finite number ≥ 0. */
-export const NonNeg: t.BrandC<t.NumberC, NonNegBrand> = t.brand(
+const NonNeg: t.BrandC<t.NumberC, NonNegBrand> = t.brand(
   t.number,
   (n): n is t.Branded<number, NonNegBrand> => Number.isFinite(n) && n >= 0,
   "NonNeg",
 );
+
+/** The fields a config file may give (all optional; defaults fill the rest). */
+export interface ModelConfigInput {
+  /** See {@linkcode ModelConfig.levels}. */
+  readonly levels?: number;
+  /** See {@linkcode ModelConfig.steps}. */
+  readonly steps?: number;
+  /** See {@linkcode ModelConfig.transitionSteps}. */
+  readonly transitionSteps?: number;
+  /** See {@linkcode ModelConfig.splitLevels}. */
+  readonly splitLevels?: number[];
+  /** See {@linkcode ModelConfig.hidden}. */
+  readonly hidden?: number;
+  /** See {@linkcode ModelConfig.injectorHidden}. */
+  readonly injectorHidden?: number;
+  /** See {@linkcode ModelConfig.conditionFactor}. */
+  readonly conditionFactor?: 2 | 4 | 8;
+  /** See {@linkcode ModelConfig.conditionNoise}. */
+  readonly conditionNoise?: number;
+  /** See {@linkcode ModelConfig.encoder}. */
+  readonly encoder?: { readonly nf?: number; readonly nb?: number; readonly gc?: number };
+  /** See {@linkcode ModelConfig.bins}. */
+  readonly bins?: number;
+  /** See {@linkcode ModelConfig.eps}. */
+  readonly eps?: number;
+  /** See {@linkcode ModelConfig.shiftInit}. */
+  readonly shiftInit?: number;
+  /** See {@linkcode ModelConfig.imageChannels}. */
+  readonly imageChannels?: number;
+}
 
 /** Conditional encoder sizes (RRDB family). */
 const EncoderFields = t.partial({
@@ -60,7 +90,7 @@ const EncoderFields = t.partial({
 });
 
 /** The io-ts codec of a (partial) model configuration as found in a config file. */
-export const ModelConfigCodec = t.exact(
+export const ModelConfigCodec: t.Decoder<unknown, ModelConfigInput> = t.exact(
   t.partial({
     levels: PositiveInt,
     steps: PositiveInt,

@@ -206,7 +206,7 @@ export const degrade = (
   x: tf.Tensor4D,
   options: SampleOptions = {},
 ): tf.Tensor4D[] => {
-  const { config, params, stats } = sampler;
+  const { config, params } = sampler;
   checkImages(x, config, "degrade");
   const o = opts(options);
   const m = sizeMultiple(config);

@@ -24,27 +24,29 @@ export const im2col = (x: tf.Tensor4D, k: number): tf.Tensor2D =>
     return tf.reshape(tf.concat(cols, 3), [n * h * w, k * k * c]);
   });
 
-// deno-lint-ignore no-explicit-any
-const convCore = tf.customGrad(((...args: any[]) => {
-  const x4 = args[0] as tf.Tensor4D;
-  const w4 = args[1] as tf.Tensor4D;
-  const save = args[2] as tf.GradSaveFunc;
-  save([x4, w4]);
-  const value = tf.conv2d(x4, w4, 1, "same");
-  const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
-    const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
-    const [kh, kw, ci, co] = ws.shape;
-    const dy4 = dy as tf.Tensor4D;
-    const dyMat = tf.reshape(dy4, [-1, co]);
-    const dW = tf.reshape(tf.matMul(im2col(xs, kh), dyMat, true, false), [kh, kw, ci, co]);
-    const dX = kh === 1
-      ? tf.reshape(tf.matMul(dyMat, tf.reshape(ws, [ci, co]), false, true), xs.shape)
-      : tf.conv2dTranspose(dy4, ws, xs.shape, 1, "same");
-    return [dX, dW];
-  };
-  return { value, gradFunc };
+const convCore = tf.customGrad(
   // deno-lint-ignore no-explicit-any
-}) as any) as (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor4D;
+  ((...args: any[]) => {
+    const x4 = args[0] as tf.Tensor4D;
+    const w4 = args[1] as tf.Tensor4D;
+    const save = args[2] as tf.GradSaveFunc;
+    save([x4, w4]);
+    const value = tf.conv2d(x4, w4, 1, "same");
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
+      const [kh, kw, ci, co] = ws.shape;
+      const dy4 = dy as tf.Tensor4D;
+      const dyMat = tf.reshape(dy4, [-1, co]);
+      const dW = tf.reshape(tf.matMul(im2col(xs, kh), dyMat, true, false), [kh, kw, ci, co]);
+      const dX = kh === 1
+        ? tf.reshape(tf.matMul(dyMat, tf.reshape(ws, [ci, co]), false, true), xs.shape)
+        : tf.conv2dTranspose(dy4, ws, xs.shape, 1, "same");
+      return [dX, dW];
+    };
+    return { value, gradFunc };
+    // deno-lint-ignore no-explicit-any
+  }) as any,
+) as (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor4D;
 
 /**
  * `y = conv(x, w) + b` with 'same' padding and stride 1; `w` is `[k, k, Cin, Cout]`

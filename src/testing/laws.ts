@@ -3,7 +3,8 @@
  *
  * @module
  */
-import fc, { type Arbitrary } from "fast-check";
+import fc from "fast-check";
+import type { fcTypes } from "./arbitrary.ts";
 import { tf } from "../tf.ts";
 import { type Bijector, chain, type FlowResult, invert, type Shape4 } from "../core/bijector.ts";
 import { showShape } from "../core/errors.ts";
@@ -113,7 +114,7 @@ export interface BijectorCase<P> {
   /** Name used in reports and error messages. */
   readonly name: string;
   /** Generator of the plain data `build` needs. */
-  readonly params: Arbitrary<P>;
+  readonly params: fcTypes.Arbitrary<P>;
   /** Build the bijector and its inputs (may be async, e.g. float64 precomputations). */
   build(p: P): Built | Promise<Built>;
   /**
@@ -122,7 +123,7 @@ export interface BijectorCase<P> {
    * => ({ ...p, seed }))`. Default: independent draws from `params`; runs where their
    * shapes differ from `p`'s skip associativity (noted in the report).
    */
-  related?(p: P): Arbitrary<P>;
+  related?(p: P): fcTypes.Arbitrary<P>;
   /** True when the log-det is identically 0 (checked); otherwise some run must be non-zero. */
   readonly volumePreserving?: boolean;
   /**

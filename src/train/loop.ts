@@ -23,7 +23,7 @@
  * @module
  */
 import { either as E } from "fp-ts";
-import * as t from "io-ts";
+import { t } from "../iots.ts";
 import { tf } from "../tf.ts";
 import { disposeParams } from "../core/params.ts";
 import { foldIn } from "../core/random.ts";

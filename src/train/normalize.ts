@@ -10,11 +10,9 @@
  *
  * @module
  */
-import * as t from "io-ts";
+import { t } from "../iots.ts";
 import { type RgbImage, rgbImage } from "../image/io.ts";
 import type { DomainNormalization } from "../model/sample.ts";
-
-export type { DomainNormalization };
 
 /** Per-channel mean and std of an image set. */
 export interface ChannelMoments {

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import * as t from "io-ts";
+import { t } from "../iots.ts";
 import { tf } from "../tf.ts";
 import { nextUniform, rng, type RngState } from "../core/random.ts";
 import type { RgbImage } from "../image/io.ts";

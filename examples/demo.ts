@@ -1,0 +1,211 @@
+/**
+ * The end-to-end demo (`deno task demo [--quick] [--iterations N]`).
+ *
+ * 1. Splits the bundled photos (examples/data/photos) into two disjoint halves plus two
+ *    held-out photos (views or crops of one scene stay in the same part).
+ * 2. Degrades one half with a documented realistic degradation: channel-correlated
+ *    Gaussian noise (σ ≈ 0.04, inter-channel correlation 0.6), then JPEG at quality 80 with
+ *    4:2:0 chroma. The other half stays clean.
+ * 3. Trains DeFlow unpaired (clean half vs degraded half) with the default config.
+ * 4. Degrades held-out clean crops and writes out/demo/: grid.png (clean | real degradation
+ *    | DeFlow τ = 0.5, 1.0, 1.5 | white-noise baseline), loss.png, and report.md/report.json
+ *    with the fidelity statistics of DeFlow (τ = 1) and of the baseline side by side.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { tf } from "../src/tf.ts";
+import { initBackend } from "../src/core/backend.ts";
+import { listImages, readImageOrThrow, type RgbImage, writePng } from "../src/image/io.ts";
+import { makeGrid } from "../src/image/grid.ts";
+import { compose, degradeImages } from "../src/degrade/types.ts";
+import { gaussianNoise } from "../src/degrade/noise.ts";
+import { jpegCompress } from "../src/degrade/jpeg.ts";
+import { compareSets, type FidelityReport, formatReportTable } from "../src/eval/report.ts";
+import { fitWhiteNoiseSigma } from "../src/eval/report.ts";
+import { defaultConfig } from "../src/model/config.ts";
+import { degrade, prepareSampler } from "../src/model/sample.ts";
+import { terminalProgress, train } from "../src/train/loop.ts";
+import { imagesToTensor, tensorToImages } from "../src/image/io.ts";
+import { disposeParams } from "../src/core/params.ts";
+
+const { values: args } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    iterations: { type: "string" },
+    out: { type: "string", default: "out/demo" },
+    seed: { type: "string", default: "0" },
+  },
+});
+const quick = args.quick ?? false;
+const seed = Number(args.seed);
+const outDir = args.out ?? "out/demo";
+const iterations = Number(args.iterations ?? (quick ? 3 : 150));
+const crop = quick ? 32 : 64;
+const batch = quick ? 4 : 8;
+
+const log = (s: string) => console.log(s);
+const t0 = performance.now();
+await initBackend();
+await Deno.mkdir(outDir, { recursive: true });
+
+// 1. Data split.
+const dataDir = new URL("./data/photos/", import.meta.url).pathname;
+const files = await listImages(dataDir);
+const scene = (f: string) =>
+  f.split("/").pop()!.replace(/\.png$/, "").replace(/_(left|right|q\d\d)$/, "");
+const scenes = [...new Set(files.map(scene))].sort();
+const heldScenes = new Set(scenes.filter((_, i) => i % 5 === 4));
+const trainScenes = scenes.filter((s) => !heldScenes.has(s));
+// Balance the two halves by photo count: largest scenes first, each to the smaller side.
+const count = (s: string) => files.filter((f) => scene(f) === s).length;
+const cleanScenes = new Set<string>();
+let nClean = 0;
+let nDeg = 0;
+for (const s of [...trainScenes].sort((a, b) => count(b) - count(a) || a.localeCompare(b))) {
+  if (nClean <= nDeg) {
+    cleanScenes.add(s);
+    nClean += count(s);
+  } else nDeg += count(s);
+}
+const cleanFiles = files.filter((f) => cleanScenes.has(scene(f)));
+const degFiles = files.filter((f) => !cleanScenes.has(scene(f)) && !heldScenes.has(scene(f)));
+const heldFiles = files.filter((f) => heldScenes.has(scene(f)));
+log(
+  `demo: ${cleanFiles.length} clean, ${degFiles.length} degraded, ${heldFiles.length} held-out photos`,
+);
+const load = (fs: string[]) => Promise.all(fs.map(readImageOrThrow));
+const [cleanImgs, degSource, heldImgs] = await Promise.all([
+  load(cleanFiles),
+  load(degFiles),
+  load(heldFiles),
+]);
+
+// 2. The degradation the model must learn (never shown to it in pairs).
+const rho = 0.6;
+const s2 = 0.04 * 0.04;
+const degradation = compose(
+  gaussianNoise({
+    cov: [[s2, rho * s2, rho * s2], [rho * s2, s2, rho * s2], [rho * s2, rho * s2, s2]],
+  }),
+  jpegCompress({ quality: 80, chroma: "420" }),
+);
+const degImgs = await degradeImages(degradation, degSource, seed + 1);
+
+// 3. Unpaired training.
+const result = await train({
+  clean: cleanImgs,
+  degraded: degImgs,
+  cleanNames: cleanFiles,
+  degradedNames: degFiles,
+  config: defaultConfig,
+  iterations,
+  batch,
+  crop,
+  seed,
+  outDir,
+  onProgress: terminalProgress({ every: 10 }),
+});
+
+// 4. Held-out crops: clean, real degradation, DeFlow at three temperatures, baseline.
+const cropSize = quick ? 64 : 128;
+const crops: RgbImage[] = [];
+for (const img of heldImgs) {
+  const cols = Math.max(1, Math.floor(img.width / cropSize));
+  const rows = Math.max(1, Math.floor(img.height / cropSize));
+  for (let r = 0; r < Math.min(rows, 2); r++) {
+    for (let c = 0; c < Math.min(cols, 3); c++) {
+      const data = new Float32Array(cropSize * cropSize * 3);
+      for (let y = 0; y < cropSize; y++) {
+        const src = ((r * cropSize + y) * img.width + c * cropSize) * 3;
+        data.set(img.data.subarray(src, src + cropSize * 3), y * cropSize * 3);
+      }
+      crops.push({ width: cropSize, height: cropSize, data });
+    }
+  }
+}
+const heldCrops = quick ? crops.slice(0, 2) : crops;
+const real = await degradeImages(degradation, heldCrops, seed + 2);
+const sampler = await prepareSampler(result.params, result.config, result.normalization);
+const x = imagesToTensor(heldCrops);
+const temps = [0.5, 1.0, 1.5];
+const deflowAt: RgbImage[][] = [];
+for (const [k, tau] of temps.entries()) {
+  const [y] = degrade(sampler, x, { temperature: tau, seed: seed + 10 + k });
+  deflowAt.push(await tensorToImages(y));
+  y.dispose();
+}
+const sigma = fitWhiteNoiseSigma(cleanImgs, degImgs);
+const noise = tf.tidy(() =>
+  tf.clipByValue(tf.add(x, tf.randomNormal(x.shape, 0, sigma, "float32", seed + 20)), 0, 1)
+);
+const baseline = await tensorToImages(noise as tf.Tensor4D);
+tf.dispose([x, noise]);
+sampler.dispose();
+disposeParams(result.params);
+
+const shown = heldCrops.slice(0, quick ? 2 : 4);
+const grid = makeGrid(
+  shown.map((c, i) => [c, real[i], deflowAt[0][i], deflowAt[1][i], deflowAt[2][i], baseline[i]]),
+  { pad: 4 },
+);
+await writePng(`${outDir}/grid.png`, grid);
+
+const deflowReport = compareSets(deflowAt[1], real, heldCrops);
+const baselineReport = compareSets(baseline, real, heldCrops);
+const row = (name: string, d: FidelityReport["distances"]) =>
+  `| ${name} | ${d.noiseStdRelative.toFixed(3)} | ${d.correlation.toFixed(3)} | ${
+    d.spectrumLsdDb.toFixed(2)
+  } | ${d.blockiness.toFixed(3)} | ${d.paired ? d.paired.spectrumLsdDb.toFixed(2) : "-"} | ${
+    d.paired ? d.paired.correlation.toFixed(3) : "-"
+  } |`;
+const wall = (performance.now() - t0) / 1000;
+const md = [
+  "# DeFlow demo report",
+  "",
+  `Degradation learned (unpaired): correlated Gaussian noise σ = 0.04, ρ = ${rho}, then JPEG q80 4:2:0.`,
+  `Training: ${result.step} iterations, batch ${batch}, crop ${crop}, default config; ` +
+  `white-noise baseline σ = ${sigma.toFixed(4)} (fitted without pairs).`,
+  `Held-out crops: ${heldCrops.length} of ${cropSize}×${cropSize}. Wall time ${wall.toFixed(0)} s.`,
+  "",
+  "Distances to the real degradation (lower is better):",
+  "",
+  "| method | noise std (rel.) | residual corr. (Frob.) | residual spectrum LSD (dB) | blockiness | paired residual LSD (dB) | paired corr. |",
+  "|---|---|---|---|---|---|---|",
+  row("DeFlow τ=1", deflowReport.distances),
+  row("white noise", baselineReport.distances),
+  "",
+  "## DeFlow τ = 1",
+  "```",
+  formatReportTable(deflowReport),
+  "```",
+  "## White-noise baseline",
+  "```",
+  formatReportTable(baselineReport),
+  "```",
+  "",
+].join("\n");
+await Deno.writeTextFile(`${outDir}/report.md`, md);
+await Deno.writeTextFile(
+  `${outDir}/report.json`,
+  JSON.stringify(
+    {
+      iterations: result.step,
+      batch,
+      crop,
+      sigmaBaseline: sigma,
+      wallSeconds: wall,
+      deflow: deflowReport,
+      baseline: baselineReport,
+    },
+    null,
+    2,
+  ),
+);
+log(md.split("\n").slice(0, 14).join("\n"));
+log(
+  `demo: wrote ${outDir}/grid.png, ${outDir}/loss.png, ${outDir}/report.md, report.json (${
+    wall.toFixed(0)
+  } s)`,
+);
