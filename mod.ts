@@ -71,3 +71,6 @@ export type { SpdStats } from "./src/linalg/spd.ts";
 export type { SafetensorsDtype } from "./src/io/safetensors.ts";
 export * from "./src/model/closedForm.ts";
 export * from "./src/model/flatBijector.ts";
+export * from "./src/train/sampler.ts";
+export * from "./src/train/normalize.ts";
+export * from "./src/train/loop.ts";

@@ -13,7 +13,6 @@ import * as iots from "io-ts";
 export const t: typeof iots = iots;
 
 /** @ignore */
-// deno-lint-ignore no-namespace
 export declare namespace t {
   /** @ignore */
   export type Type<A, O = A, I = unknown> = iots.Type<A, O, I>;

@@ -24,7 +24,6 @@ import "@tensorflow/tfjs";
 export const tf: typeof tfc = tfc;
 
 /** @ignore */
-// deno-lint-ignore no-namespace
 export declare namespace tf {
   /** @ignore */
   export type Rank = tfc.Rank;

@@ -6,7 +6,6 @@
 import type * as fcm from "fast-check";
 
 /** @ignore */
-// deno-lint-ignore no-namespace
 export declare namespace fcTypes {
   /** A fast-check arbitrary (generator) of values of type `T`. @ignore */
   export type Arbitrary<T> = fcm.Arbitrary<T>;
