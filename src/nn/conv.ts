@@ -24,6 +24,43 @@ export const im2col = (x: tf.Tensor4D, k: number): tf.Tensor2D =>
     return tf.reshape(tf.concat(cols, 3), [n * h * w, k * k * c]);
   });
 
+/**
+ * Conv gradients as im2col matMul (filter) and conv2dTranspose (input): the faster form
+ * on WebGPU (llvmpipe measurements, bench/micro_conv.ts).
+ */
+const gradsByMatMul = (xs: tf.Tensor4D, ws: tf.Tensor4D, dy: tf.Tensor4D): tf.Tensor[] => {
+  const [kh, kw, ci, co] = ws.shape;
+  const dyMat = tf.reshape(dy, [-1, co]);
+  const dW = tf.reshape(tf.matMul(im2col(xs, kh), dyMat, true, false), [kh, kw, ci, co]);
+  const dX = kh === 1
+    ? tf.reshape(tf.matMul(dyMat, tf.reshape(ws, [ci, co]), false, true), xs.shape)
+    : tf.conv2dTranspose(dy, ws, xs.shape, 1, "same");
+  return [dX, dW];
+};
+
+/**
+ * Conv gradients as forward convolutions, which wasm's fast kernels handle (about 5×
+ * faster than matMul/conv2dTranspose there, bench/micro_conv.ts): the input gradient is a
+ * 'same' conv of `dY` with the spatially flipped, in/out-transposed filter; the filter
+ * gradient is a 'valid' conv of the padded input (batch ↔ channels swapped) with `dY` as
+ * the filter.
+ */
+const gradsByConv = (xs: tf.Tensor4D, ws: tf.Tensor4D, dy: tf.Tensor4D): tf.Tensor[] => {
+  const [kh, kw, ci, co] = ws.shape;
+  const p = (kh - 1) / 2;
+  const flipped = tf.transpose(kh === 1 ? ws : tf.reverse(ws, [0, 1]), [0, 1, 3, 2]);
+  const dX = tf.conv2d(dy, flipped as tf.Tensor4D, 1, "same");
+  const xp = p === 0 ? xs : tf.pad(xs, [[0, 0], [p, p], [p, p], [0, 0]]);
+  const dWt = tf.conv2d(
+    tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D,
+    tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D,
+    1,
+    "valid",
+  );
+  const dW = tf.reshape(tf.transpose(dWt, [1, 2, 0, 3]), [kh, kw, ci, co]);
+  return [dX, dW];
+};
+
 const convCore = tf.customGrad(
   // deno-lint-ignore no-explicit-any
   ((...args: any[]) => {
@@ -34,14 +71,8 @@ const convCore = tf.customGrad(
     const value = tf.conv2d(x4, w4, 1, "same");
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [tf.Tensor4D, tf.Tensor4D];
-      const [kh, kw, ci, co] = ws.shape;
       const dy4 = dy as tf.Tensor4D;
-      const dyMat = tf.reshape(dy4, [-1, co]);
-      const dW = tf.reshape(tf.matMul(im2col(xs, kh), dyMat, true, false), [kh, kw, ci, co]);
-      const dX = kh === 1
-        ? tf.reshape(tf.matMul(dyMat, tf.reshape(ws, [ci, co]), false, true), xs.shape)
-        : tf.conv2dTranspose(dy4, ws, xs.shape, 1, "same");
-      return [dX, dW];
+      return tf.getBackend() === "webgpu" ? gradsByMatMul(xs, ws, dy4) : gradsByConv(xs, ws, dy4);
     };
     return { value, gradFunc };
     // deno-lint-ignore no-explicit-any
