@@ -1,8 +1,10 @@
 /**
  * The end-to-end demo (`deno task demo [--quick] [--iterations N]`).
  *
- * 1. Splits the bundled photos (examples/data/photos) into two disjoint halves plus two
- *    held-out photos (views or crops of one scene stay in the same part).
+ * 1. Holds out the photos of one scene (two views) and cuts every other photo into
+ *    128×128 tiles in a checkerboard: white tiles form the clean domain, black tiles the
+ *    degraded domain, so the two domains are disjoint and unpaired but have the same
+ *    content statistics.
  * 2. Degrades one half with a documented realistic degradation: channel-correlated
  *    Gaussian noise (σ ≈ 0.04, inter-channel correlation 0.6), then JPEG at quality 80 with
  *    4:2:0 chroma. The other half stays clean.
@@ -23,7 +25,7 @@ import { gaussianNoise } from "../src/degrade/noise.ts";
 import { jpegCompress } from "../src/degrade/jpeg.ts";
 import { compareSets, type FidelityReport, formatReportTable } from "../src/eval/report.ts";
 import { fitWhiteNoiseSigma } from "../src/eval/report.ts";
-import { defaultConfig } from "../src/model/config.ts";
+import { configOrThrow, defaultConfig } from "../src/model/config.ts";
 import { degrade, prepareSampler } from "../src/model/sample.ts";
 import { terminalProgress, train } from "../src/train/loop.ts";
 import { imagesToTensor, tensorToImages } from "../src/image/io.ts";
@@ -36,15 +38,19 @@ const { values: args } = parseArgs({
     iterations: { type: "string" },
     out: { type: "string", default: "out/demo" },
     seed: { type: "string", default: "0" },
+    config: { type: "string" },
   },
 });
 const quick = args.quick ?? false;
 const seed = Number(args.seed);
 const outDir = args.out ?? "out/demo";
-const iterations = Number(args.iterations ?? (quick ? 3 : 150));
+const iterations = Number(args.iterations ?? (quick ? 3 : 400));
 const crop = quick ? 32 : 64;
 const batch = quick ? 4 : 8;
 
+const config = args.config
+  ? configOrThrow(JSON.parse(await Deno.readTextFile(args.config)))
+  : defaultConfig;
 const log = (s: string) => console.log(s);
 const t0 = performance.now();
 await initBackend();
@@ -57,30 +63,41 @@ const scene = (f: string) =>
   f.split("/").pop()!.replace(/\.png$/, "").replace(/_(left|right|q\d\d)$/, "");
 const scenes = [...new Set(files.map(scene))].sort();
 const heldScenes = new Set(scenes.filter((_, i) => i % 5 === 4));
-const trainScenes = scenes.filter((s) => !heldScenes.has(s));
-// Balance the two halves by photo count: largest scenes first, each to the smaller side.
-const count = (s: string) => files.filter((f) => scene(f) === s).length;
-const cleanScenes = new Set<string>();
-let nClean = 0;
-let nDeg = 0;
-for (const s of [...trainScenes].sort((a, b) => count(b) - count(a) || a.localeCompare(b))) {
-  if (nClean <= nDeg) {
-    cleanScenes.add(s);
-    nClean += count(s);
-  } else nDeg += count(s);
-}
-const cleanFiles = files.filter((f) => cleanScenes.has(scene(f)));
-const degFiles = files.filter((f) => !cleanScenes.has(scene(f)) && !heldScenes.has(scene(f)));
+const trainFiles = files.filter((f) => !heldScenes.has(scene(f)));
 const heldFiles = files.filter((f) => heldScenes.has(scene(f)));
-log(
-  `demo: ${cleanFiles.length} clean, ${degFiles.length} degraded, ${heldFiles.length} held-out photos`,
-);
+log(`demo: ${trainFiles.length} training photos, ${heldFiles.length} held-out photos`);
 const load = (fs: string[]) => Promise.all(fs.map(readImageOrThrow));
-const [cleanImgs, degSource, heldImgs] = await Promise.all([
-  load(cleanFiles),
-  load(degFiles),
-  load(heldFiles),
-]);
+const [trainImgs, heldImgs] = await Promise.all([load(trainFiles), load(heldFiles)]);
+
+/** The `size`×`size` tile of an image at tile row `r`, column `c`. */
+const tileOf = (img: RgbImage, r: number, c: number, size: number): RgbImage => {
+  const data = new Float32Array(size * size * 3);
+  for (let y = 0; y < size; y++) {
+    const src = ((r * size + y) * img.width + c * size) * 3;
+    data.set(img.data.subarray(src, src + size * 3), y * size * 3);
+  }
+  return { width: size, height: size, data };
+};
+// Disjoint domains with the same content statistics: every training photo is cut into
+// 128×128 tiles laid out like a checkerboard; white tiles join the clean domain, black
+// tiles are degraded and join the degraded domain. No pixel is in both domains, so the
+// data stay unpaired, and a content difference between the domains (e.g. one set being
+// brighter) cannot pose as part of the degradation.
+const TILE = 128;
+const cleanImgs: RgbImage[] = [];
+const degSource: RgbImage[] = [];
+const cleanFiles: string[] = [];
+const degFiles: string[] = [];
+trainImgs.forEach((img, i) => {
+  for (let r = 0; r < Math.floor(img.height / TILE); r++) {
+    for (let c = 0; c < Math.floor(img.width / TILE); c++) {
+      const clean = (r + c + i) % 2 === 0;
+      (clean ? cleanImgs : degSource).push(tileOf(img, r, c, TILE));
+      (clean ? cleanFiles : degFiles).push(`${trainFiles[i]} (tile ${r},${c})`);
+    }
+  }
+});
+log(`demo: ${cleanImgs.length} clean and ${degSource.length} degraded ${TILE}×${TILE} tiles`);
 
 // 2. The degradation the model must learn (never shown to it in pairs).
 const rho = 0.6;
@@ -99,7 +116,7 @@ const result = await train({
   degraded: degImgs,
   cleanNames: cleanFiles,
   degradedNames: degFiles,
-  config: defaultConfig,
+  config,
   iterations,
   batch,
   crop,
@@ -165,7 +182,9 @@ const md = [
   "# DeFlow demo report",
   "",
   `Degradation learned (unpaired): correlated Gaussian noise σ = 0.04, ρ = ${rho}, then JPEG q80 4:2:0.`,
-  `Training: ${result.step} iterations, batch ${batch}, crop ${crop}, default config; ` +
+  `Training: ${result.step} iterations, batch ${batch}, crop ${crop}, config ${
+    JSON.stringify(config)
+  }; ` +
   `white-noise baseline σ = ${sigma.toFixed(4)} (fitted without pairs).`,
   `Held-out crops: ${heldCrops.length} of ${cropSize}×${cropSize}. Wall time ${wall.toFixed(0)} s.`,
   "",

@@ -21,6 +21,7 @@ import {
   qr,
   slogdet,
   solve,
+  symmetricEigen,
   transpose,
 } from "../src/linalg/dense.ts";
 import { spdStats64 } from "../src/linalg/spd.ts";
@@ -302,4 +303,34 @@ Deno.test("spdStats64: A = r·I + M·Mᵀ, its inverse, log-det and Cholesky", (
   );
   assert.throws(() => spdStats64(matrix(1, 1, [NaN])), /NaN or Infinity/);
   assert.throws(() => spdStats64(matrix(2, 2, [1, 0, 0, 0]), 0), /not positive definite/);
+});
+
+Deno.test("symmetricEigen: V·diag(λ)·Vᵀ reconstructs A, V orthonormal, λ sorted, trace kept", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 12 }),
+      fc.integer({ min: 0, max: 1_000_000 }),
+      (n, seed) => {
+        let r = seed + 1;
+        const next = () => ((r = (r * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5;
+        const b = Array.from({ length: n * n }, next);
+        const a = new Float64Array(n * n);
+        for (let i = 0; i < n; i++) {
+          for (let j = 0; j < n; j++) a[i * n + j] = b[i * n + j] + b[j * n + i];
+        }
+        const m = { rows: n, cols: n, data: a };
+        const { values, vectors } = symmetricEigen(m);
+        const lam = new Float64Array(n * n);
+        for (let i = 0; i < n; i++) lam[i * n + i] = values[i];
+        const rec = matmul(matmul(vectors, { rows: n, cols: n, data: lam }), transpose(vectors));
+        assert.ok(maxAbsDiff(rec, m) < 1e-9, "reconstruction");
+        assert.ok(maxAbsDiff(matmul(transpose(vectors), vectors), eye(n)) < 1e-9, "orthonormal");
+        for (let i = 1; i < n; i++) assert.ok(values[i - 1] >= values[i]);
+        let tr = 0;
+        for (let i = 0; i < n; i++) tr += a[i * n + i];
+        assert.ok(Math.abs(tr - values.reduce((s, v) => s + v, 0)) < 1e-9);
+      },
+    ),
+    { seed: 42, numRuns: 100 },
+  );
 });

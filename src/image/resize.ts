@@ -28,6 +28,7 @@
 import { tf } from "../tf.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
 import type { Matrix } from "../linalg/dense.ts";
+import { constMatMul } from "../nn/fastOps.ts";
 
 /** MATLAB's cubic kernel with `a = −0.5`. */
 export const cubicKernel = (t: number): number => {
@@ -125,7 +126,7 @@ const resizeImpl = (
       // [N,H,W,C] → [H, N·W·C]; R_h · (·) → [oH, N, W, C] → [N, oH, W, C]
       const r = tf.tensor2d(weights(h, outH, scaleH), [outH, h]);
       const a = tf.reshape(tf.transpose(cur, [1, 0, 2, 3]), [h, n * w * c]);
-      const y = tf.reshape(tf.matMul(r, a), [outH, n, w, c]) as tf.Tensor4D;
+      const y = tf.reshape(constMatMul(r, a), [outH, n, w, c]) as tf.Tensor4D;
       cur = tf.transpose(y, [1, 0, 2, 3]);
     }
     if (outW !== w || scaleW !== 1) {
@@ -133,7 +134,7 @@ const resizeImpl = (
       // [N,H',W,C] → [W, N·H'·C]; R_w · (·) → [oW, N, H', C] → [N, H', oW, C]
       const r = tf.tensor2d(weights(w, outW, scaleW), [outW, w]);
       const a = tf.reshape(tf.transpose(cur, [2, 0, 1, 3]), [w, n * hh * c]);
-      const y = tf.reshape(tf.matMul(r, a), [outW, n, hh, c]) as tf.Tensor4D;
+      const y = tf.reshape(constMatMul(r, a), [outW, n, hh, c]) as tf.Tensor4D;
       cur = tf.transpose(y, [1, 2, 0, 3]);
     }
     return cur === x ? tf.clone(x) : cur;

@@ -24,6 +24,7 @@ import {
 } from "../core/bijector.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
 import { convNet, type ConvNetParams } from "../nn/convNet.ts";
+import { evenOdd } from "../nn/fastOps.ts";
 
 /** Parameters of {@linkcode affineCoupling}: the conditioner network. */
 export type AffineCouplingParams = {
@@ -95,18 +96,13 @@ export const deinterleave = (
   t: tf.Tensor4D,
 ): { readonly even: tf.Tensor4D; readonly odd: tf.Tensor4D } =>
   tf.tidy(() => {
-    const [n, h, w, c] = t.shape;
+    const c = t.shape[3];
     if (c % 2 !== 0) {
       throw new ShapeError(`deinterleave: odd channel count ${c} (shape ${showShape(t.shape)})`);
     }
-    const k = c / 2;
-    // Rank 3 on purpose: on tfjs-webgpu 4.22 `pad` of rank 5 returns zeros, so the
-    // gradient of a rank-5 slice would silently vanish.
-    const r = tf.reshape(t, [n * h * w, k, 2]);
-    return {
-      even: tf.reshape(tf.slice(r, [0, 0, 0], [n * h * w, k, 1]), [n, h, w, k]),
-      odd: tf.reshape(tf.slice(r, [0, 0, 1], [n * h * w, k, 1]), [n, h, w, k]),
-    };
+    // One transpose and contiguous pieces (a strided slice is ~10× slower on wasm).
+    const [even, odd] = evenOdd(t);
+    return { even, odd };
   });
 
 /** `s = sigmoid(raw + 2) + eps`. */

@@ -16,6 +16,7 @@
 import { tf } from "../tf.ts";
 import { type Bijector, bijector, checkInput, type Shape4 } from "../core/bijector.ts";
 import { ShapeError } from "../core/errors.ts";
+import { matMul } from "../nn/fastOps.ts";
 import { normals, rng } from "../core/random.ts";
 import {
   inverse as inverse64,
@@ -117,14 +118,14 @@ const weight = (p: InvConv1x1Params): tf.Tensor2D =>
       // diag(v) as eye ∘ v (broadcast over rows): avoids the Diag op, which has no gradient
       tf.mul(tf.eye(c), tf.mul(p.const.sign, tf.exp(p.logS))),
     );
-    return tf.matMul(p.const.perm, tf.matMul(l, u)) as tf.Tensor2D;
+    return matMul(p.const.perm, matMul(l as tf.Tensor2D, u as tf.Tensor2D));
   });
 
 /** Apply a `[C, C]` matrix `m` to every pixel: `y[..., c] = Σ_k m[c, k] · x[..., k]`. */
 const mix = (x: tf.Tensor4D, m: tf.Tensor2D): tf.Tensor4D =>
   tf.tidy(() => {
     const [n, h, w, c] = x.shape;
-    return tf.reshape(tf.matMul(tf.reshape(x, [n * h * w, c]), m, false, true), [n, h, w, c]);
+    return tf.reshape(matMul(tf.reshape(x, [n * h * w, c]), m, false, true), [n, h, w, c]);
   });
 
 const logDetOf = (logS: tf.Tensor1D, s: Shape4, sign: 1 | -1): tf.Tensor1D =>

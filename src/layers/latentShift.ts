@@ -38,6 +38,7 @@ import {
 } from "../linalg/spd.ts";
 import { matmul, transpose } from "../linalg/dense.ts";
 import { fromMatrix, toMatrix } from "../linalg/tensor.ts";
+import { matMul } from "../nn/fastOps.ts";
 
 /** The learned parameters of one latent shift (one per latent of a multi-scale flow). */
 export type LatentShiftParams = {
@@ -179,7 +180,7 @@ const gaussianLogProb = (
 ): tf.Tensor1D => {
   const [n, h, w, c] = d.shape;
   const flat = tf.reshape(d, [n * h * w, c]);
-  const quad = tf.sum(tf.reshape(tf.mul(tf.matMul(flat, bInv), flat), [n, h * w * c]), 1);
+  const quad = tf.sum(tf.reshape(tf.mul(matMul(flat, bInv), flat), [n, h * w * c]), 1);
   const constant = tf.mul(tf.add(logDetB, c * LOG_2PI), -0.5 * h * w);
   return tf.add(tf.mul(quad, -0.5), constant) as tf.Tensor1D;
 };
@@ -255,7 +256,7 @@ const sample = (
     }
     const tau = checkTemperature(name, options.temperature ?? 1);
     const noise = tf.randomNormal([n * h * w, c], 0, 1, "float32", options.seed);
-    const u = tf.add(tf.matMul(noise, p.m, false, true), p.mu);
+    const u = tf.add(matMul(noise, p.m, false, true), p.mu);
     return tf.reshape(tf.mul(u, tau), [n, h, w, c]);
   });
 
@@ -271,7 +272,7 @@ const posterior = (
     const [n, h, w] = checkInput(name, zy, c);
     const { aInv } = spdInverseLogDet(p.m, stats);
     const d = tf.reshape(tf.sub(zy, p.mu), [n * h * w, c]);
-    const mean = tf.reshape(tf.matMul(d, aInv), [n, h, w, c]) as tf.Tensor4D;
+    const mean = tf.reshape(matMul(d, aInv), [n, h, w, c]) as tf.Tensor4D;
     const cov: tf.Tensor2D = tf.matMul(tf.matMul(p.m, p.m, false, true), aInv);
     return { mean, cov };
   });
@@ -294,7 +295,7 @@ const samplePosterior = (
     cov.dispose();
     const [n, h, w, c] = mean.shape;
     const noise = tf.randomNormal([n * h * w, c], 0, 1, "float32", options.seed);
-    const e = tf.matMul(noise, stats.postSqrt, false, true);
+    const e = matMul(noise, stats.postSqrt, false, true);
     return tf.add(mean, tf.reshape(tf.mul(e, tau), [n, h, w, c]));
   });
 
@@ -352,7 +353,7 @@ const shiftBijector = (p: LatentShiftParams, stats: SpdStats): Bijector => {
         const [n, h, w] = checkInput(name, z, c);
         const { cholInv } = spdCholesky(p.m, stats);
         const d = tf.reshape(tf.sub(z, p.mu), [n * h * w, c]);
-        const y = tf.reshape(tf.matMul(d, cholInv, false, true), [n, h, w, c]) as tf.Tensor4D;
+        const y = tf.reshape(matMul(d, cholInv, false, true), [n, h, w, c]) as tf.Tensor4D;
         return { y, logDet: logDetOf(n, h * w, -1) };
       }),
     inverse: (eps) =>
@@ -360,7 +361,7 @@ const shiftBijector = (p: LatentShiftParams, stats: SpdStats): Bijector => {
         const [n, h, w] = checkInput(name, eps, c);
         const { chol } = spdCholesky(p.m, stats);
         const e = tf.reshape(eps, [n * h * w, c]);
-        const y = tf.reshape(tf.add(tf.matMul(e, chol, false, true), p.mu), [
+        const y = tf.reshape(tf.add(matMul(e, chol, false, true), p.mu), [
           n,
           h,
           w,

@@ -77,6 +77,8 @@ export interface ModelConfigInput {
   readonly shiftInit?: number;
   /** See {@linkcode ModelConfig.imageChannels}. */
   readonly imageChannels?: number;
+  /** See {@linkcode ModelConfig.shiftDataInit}. */
+  readonly shiftDataInit?: boolean;
 }
 
 /** Conditional encoder sizes (RRDB family). */
@@ -105,6 +107,7 @@ export const ModelConfigCodec: t.Decoder<unknown, ModelConfigInput> = t.exact(
     eps: Positive,
     shiftInit: Positive,
     imageChannels: PositiveInt,
+    shiftDataInit: t.boolean,
   }),
   "ModelConfig",
 );
@@ -136,8 +139,16 @@ export interface ModelConfig {
   readonly bins: number;
   /** Lower bound added to every affine scale, s = sigmoid(raw + 2) + eps. Default 1e-3. */
   readonly eps: number;
-  /** Initial scale of each latent shift's M (M = 0 never learns). Default 0.1. */
+  /**
+   * Initial scale of each latent shift's M (M = 0 never learns). Default 0.1. With
+   * `shiftDataInit`, the floor of the data-dependent scale is `shiftInit / 10`.
+   */
   readonly shiftInit: number;
+  /**
+   * Initialise each latent shift's scale from the first batch (the isotropic MLE for the
+   * initial flow, see `initShiftsFromData`). Default true.
+   */
+  readonly shiftDataInit: boolean;
   /** Image channels. Default 3. */
   readonly imageChannels: number;
 }
@@ -156,6 +167,7 @@ export const defaultConfig: ModelConfig = {
   bins: 32,
   eps: 1e-3,
   shiftInit: 0.1,
+  shiftDataInit: true,
   imageChannels: 3,
 };
 

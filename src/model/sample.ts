@@ -15,16 +15,24 @@
  * @module
  */
 import { tf } from "../tf.ts";
+import { type Bijector, chain, invert } from "../core/bijector.ts";
 import { foldIn } from "../core/random.ts";
+import { actNorm } from "../layers/actNorm.ts";
+import { affineCoupling } from "../layers/affineCoupling.ts";
+import { affineInjector } from "../layers/affineInjector.ts";
+import { transitionStep } from "../layers/flowStep.ts";
+import { invConv1x1 } from "../layers/invConv1x1.ts";
 import { latentShift, type ShiftStats } from "../layers/latentShift.ts";
+import { split } from "../layers/split.ts";
+import { squeeze } from "../layers/squeeze.ts";
+import { convNet } from "../nn/convNet.ts";
 import type { ModelConfig } from "./config.ts";
 import { conditionInput } from "./conditioning.ts";
-import { sizeMultiple } from "./layout.ts";
+import { levelChannels, sizeMultiple } from "./layout.ts";
 import {
-  decodeWithFeatures,
+  condChannels,
   type DeflowParams,
   disposeInverses,
-  encodeWithFeatures,
   levelFeatures,
   withInverses,
 } from "./network.ts";
@@ -148,13 +156,88 @@ const tiled = (
         const top = y0 - ov;
         const left = x0 - ov;
         const win = reflectWindow(x, top, top + wh, left, left + ww);
-        const out = fn(win, foldIn(seed, t++));
-        cols.push(tf.slice(out, [0, ov, ov, 0], [-1, y1 - y0, x1 - x0, -1]));
+        const s = foldIn(seed, t++);
+        // Free each tile's intermediates before the next tile.
+        cols.push(tf.tidy(() => tf.slice(fn(win, s), [0, ov, ov, 0], [-1, y1 - y0, x1 - x0, -1])));
       }
       rows.push(cols.length === 1 ? cols[0] : tf.concat(cols, 2));
     }
     return rows.length === 1 ? rows[0] : tf.concat(rows, 1);
   });
+
+/**
+ * The level bijectors of the network (as `levelBijector` in network.ts builds them) with
+ * every affine injector's conditioner output computed ONCE from the features: the
+ * injector depends only on the features, so encode and decode of one tile share it
+ * (about a quarter of the sampling work).
+ */
+const sharedInjectorLevels = (
+  params: DeflowParams,
+  config: ModelConfig,
+  features: readonly tf.Tensor4D[],
+): Bijector[] => {
+  const lcs = levelChannels(config);
+  const cc = condChannels(config);
+  return params.levels.map((p, i) => {
+    const channels = lcs[i].channels;
+    const o = { channels, condChannels: cc, eps: config.eps };
+    return chain(
+      squeeze.bijector(),
+      ...p.transitions.map((t) => transitionStep.bijector(t, { channels })),
+      ...p.steps.map((s) => {
+        const raw = convNet.apply(s.injector.net, features[i]);
+        return chain(
+          actNorm.bijector(s.actNorm),
+          invConv1x1.bijector(s.invConv),
+          invert(affineCoupling.bijector(s.coupling, o)),
+          invert(affineInjector.fromConditioner(() => raw, { ...o, name: "affineInjector" })),
+        );
+      }),
+      ...p.split.map((s) => split.bijector(s, { channels })),
+    );
+  });
+};
+
+/** Image → latents through `levels` (as encodeWithFeatures, without the log-det). */
+const encodeLatents = (
+  levels: readonly Bijector[],
+  config: ModelConfig,
+  x: tf.Tensor4D,
+  features: readonly tf.Tensor4D[],
+): tf.Tensor4D[] => {
+  const lc = levelChannels(config);
+  let h: tf.Tensor4D = x;
+  const latents: tf.Tensor4D[] = [];
+  levels.forEach((b, i) => {
+    const y = b.forward(h, features[i]).y;
+    if (lc[i].emitted > 0) {
+      const [n, hh, ww] = y.shape;
+      latents.push(tf.slice(y, [0, 0, 0, lc[i].kept], [n, hh, ww, lc[i].emitted]));
+      h = tf.slice(y, [0, 0, 0, 0], [n, hh, ww, lc[i].kept]);
+    } else {
+      h = y;
+    }
+  });
+  latents.push(h);
+  return latents;
+};
+
+/** Latents → image through `levels` (as decodeWithFeatures, without the log-det). */
+const decodeLatents = (
+  levels: readonly Bijector[],
+  config: ModelConfig,
+  latents: readonly tf.Tensor4D[],
+  features: readonly tf.Tensor4D[],
+): tf.Tensor4D => {
+  const lc = levelChannels(config);
+  let h: tf.Tensor4D = latents[latents.length - 1];
+  let k = latents.length - 2;
+  for (let i = levels.length - 1; i >= 0; i--) {
+    if (lc[i].emitted > 0) h = tf.concat([h, latents[k--]], 3);
+    h = levels[i].inverse(h, features[i]).y;
+  }
+  return h;
+};
 
 const normalize = (
   x: tf.Tensor4D,
@@ -219,7 +302,8 @@ export const degrade = (
           seed: foldIn(seed, 0),
         });
         const feats = levelFeatures(params, config, cond, win.shape[1], win.shape[2]);
-        const { latents } = encodeWithFeatures(params, config, win, feats);
+        const levels = sharedInjectorLevels(params, config, feats);
+        const latents = encodeLatents(levels, config, win, feats);
         const shifted = latents.map((z, i) =>
           tf.add(
             z,
@@ -233,7 +317,7 @@ export const degrade = (
             ),
           ) as tf.Tensor4D
         );
-        return decodeWithFeatures(params, config, shifted, feats).x;
+        return decodeLatents(levels, config, shifted, feats);
       });
       const denorm = sampler.normalization
         ? normalize(out, sampler.normalization.clean, sampler.normalization.degraded)
@@ -267,14 +351,15 @@ export const restore = (
           seed: foldIn(seed, 0),
         });
         const feats = levelFeatures(params, config, cond, win.shape[1], win.shape[2]);
-        const { latents } = encodeWithFeatures(params, config, win, feats);
+        const levels = sharedInjectorLevels(params, config, feats);
+        const latents = encodeLatents(levels, config, win, feats);
         const zx = latents.map((z, i) =>
           latentShift.samplePosterior(params.shifts[i], stats[i], z, {
             temperature: o.temperature,
             seed: foldIn(seed, i + 1),
           })
         );
-        return decodeWithFeatures(params, config, zx, feats).x;
+        return decodeLatents(levels, config, zx, feats);
       });
       return tf.clipByValue(out, 0, 1) as tf.Tensor4D;
     }));

@@ -47,10 +47,28 @@ const gradsByMatMul = (xs: tf.Tensor4D, ws: tf.Tensor4D, dy: tf.Tensor4D): tf.Te
  */
 const gradsByConv = (xs: tf.Tensor4D, ws: tf.Tensor4D, dy: tf.Tensor4D): tf.Tensor[] => {
   const [kh, kw, ci, co] = ws.shape;
+  if (kh === 1) {
+    // 1×1: plain matMuls with explicit transposes (the transposed-operand matMul kernels
+    // and a batch↔channel conv are both slower on wasm).
+    const xMat = tf.reshape(xs, [-1, ci]) as tf.Tensor2D;
+    const dyMat = tf.reshape(dy, [-1, co]) as tf.Tensor2D;
+    const dX = tf.reshape(tf.matMul(dyMat, tf.transpose(tf.reshape(ws, [ci, co]))), xs.shape);
+    const dW = tf.reshape(tf.matMul(tf.transpose(xMat), dyMat), ws.shape);
+    return [dX, dW];
+  }
   const p = (kh - 1) / 2;
-  const flipped = tf.transpose(kh === 1 ? ws : tf.reverse(ws, [0, 1]), [0, 1, 3, 2]);
+  const kk = kh * kw;
+  // Spatial flip as a matMul with the k²×k² anti-identity (exact; wasm's Reverse kernel
+  // is ~5× slower), then in/out channels swapped.
+  const anti = new Float32Array(kk * kk);
+  for (let i = 0; i < kk; i++) anti[i * kk + (kk - 1 - i)] = 1;
+  const flippedMat = tf.matMul(tf.tensor2d(anti, [kk, kk]), tf.reshape(ws, [kk, ci * co]));
+  const flipped = tf.reshape(
+    tf.transpose(tf.reshape(flippedMat, [kk, ci, co]), [0, 2, 1]),
+    [kh, kw, co, ci],
+  );
   const dX = tf.conv2d(dy, flipped as tf.Tensor4D, 1, "same");
-  const xp = p === 0 ? xs : tf.pad(xs, [[0, 0], [p, p], [p, p], [0, 0]]);
+  const xp = tf.pad(xs, [[0, 0], [p, p], [p, p], [0, 0]]);
   const dWt = tf.conv2d(
     tf.transpose(xp, [3, 1, 2, 0]) as tf.Tensor4D,
     tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D,

@@ -31,6 +31,7 @@ import { configToJson, decodeConfig, defaultConfig, type ModelConfig } from "../
 import { conditionInput } from "../model/conditioning.ts";
 import { sizeMultiple } from "../model/layout.ts";
 import { type DeflowParams, initActNorms, initParams } from "../model/network.ts";
+import { initShiftsFromData } from "../model/shiftInit.ts";
 import { dequantize } from "../model/objective.ts";
 import type { DomainNormalization } from "../model/sample.ts";
 import {
@@ -456,21 +457,43 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
     // Fresh run: parameters from the seed, ActNorms from one balanced batch.
     const params0 = initParams(config, foldIn(run.seed, 0));
     const init = balancedBatch(loop.sampler, clean, degraded, {
-      batch: Math.max(2, run.batch),
+      batch: Math.max(16, run.batch),
       crop: run.crop,
     });
     loop.sampler = init.state;
     const s = foldIn(run.seed, 2);
-    const params = tf.tidy(() => {
-      const cond = conditionInput(init.batch.x, {
-        factor: config.conditionFactor,
-        noiseStd: config.conditionNoise,
-        seed: foldIn(s, 0),
-      });
-      const xd = dequantize(init.batch.x, config.bins, foldIn(s, 1));
-      return initActNorms(params0, config, xd, cond, true) as unknown as tf.TensorContainer;
-    }) as unknown as DeflowParams;
-    tf.dispose([init.batch.x, init.batch.degradedMask]);
+    const cond = conditionInput(init.batch.x, {
+      factor: config.conditionFactor,
+      noiseStd: config.conditionNoise,
+      seed: foldIn(s, 0),
+    });
+    const xd = dequantize(init.batch.x, config.bins, foldIn(s, 1));
+    let params = initActNorms(params0, config, xd, cond, true);
+    if (config.shiftDataInit) {
+      // Latent shifts from 8 balanced batches of 16 crops (64 per domain), see shiftInit.ts.
+      const initSeed = foldIn(s, 2);
+      const shiftInit = await initShiftsFromData(
+        params,
+        config,
+        8,
+        (i) => {
+          const draw = balancedBatch(loop.sampler, clean, degraded, { batch: 16, crop: run.crop });
+          loop.sampler = draw.state;
+          const x = dequantize(draw.batch.x, config.bins, foldIn(initSeed, 2 * i));
+          const c = conditionInput(draw.batch.x, {
+            factor: config.conditionFactor,
+            noiseStd: config.conditionNoise,
+            seed: foldIn(initSeed, 2 * i + 1),
+          });
+          draw.batch.x.dispose();
+          return { x, cond: c, degradedMask: draw.batch.degradedMask };
+        },
+        (c) => tf.dispose([c.x, c.cond, c.degradedMask]),
+        { seed: foldIn(initSeed, 99) },
+      );
+      params = shiftInit.params;
+    }
+    tf.dispose([init.batch.x, init.batch.degradedMask, cond, xd]);
     state = { params, adam: adamInit(params) };
   }
 

@@ -1,0 +1,207 @@
+/**
+ * Data-dependent initialisation of the latent shifts (like ActNorm's, for `μ` and `M`).
+ *
+ * With the flow fixed at its initial parameters, clean latents `z_x` and degraded latents
+ * `z_y` from a few batches give the moment estimate of the shift covariance
+ * `Σ̂ = Cov z_y − Cov z_x` (the multivariate closed form of notes §2). The estimate of a
+ * difference of two sample covariances is noisy: its eigenvalues spread by about
+ * `±2·√(C/n)` (times the latent variance) even when the domains do not differ. So `Σ̂` is
+ * eigen-decomposed, eigenvalues below the threshold `τ = 4·√(C/n)·mean(diag Cov z_x)` are
+ * treated as noise, and `M = V·diag(√λ)·Vᵀ` keeps only the significant directions, with
+ * every eigenvalue raised to at least `floor²` so that `M` never sits at the stationary
+ * point `M = 0`. `μ` stays 0 (its gradient is first order; training learns it).
+ *
+ * This starts each latent's shift at the right scale and shape: latents and directions
+ * that carry the degradation start with a matching covariance, the others near zero,
+ * instead of a fixed `shiftInit` that would either hide the degradation or inject noise
+ * into directions (e.g. low frequencies of the coarse latent) that the data do not
+ * support. Training then refines everything jointly.
+ *
+ * @module
+ */
+import { tf } from "../tf.ts";
+import { normals, rng } from "../core/random.ts";
+import { type Matrix, symmetricEigen } from "../linalg/dense.ts";
+import type { LatentShiftParams } from "../layers/latentShift.ts";
+import type { ModelConfig } from "./config.ts";
+import { type DeflowParams, encode } from "./network.ts";
+
+/** One chunk of images for {@linkcode initShiftsFromData} (the caller disposes it). */
+export interface ShiftInitChunk {
+  /** Images NHWC (dequantised like training data). */
+  readonly x: tf.Tensor4D;
+  /** Their conditioning inputs. */
+  readonly cond: tf.Tensor4D;
+  /** 1 for degraded samples, 0 for clean ones, `[N]`. */
+  readonly degradedMask: tf.Tensor1D;
+}
+
+/** Options of {@linkcode initShiftsFromData}. */
+export interface ShiftInitOptions {
+  /** Seed of the symmetry-breaking noise added to `M`. */
+  readonly seed: number;
+  /** Smallest scale of any direction of `M` (default `config.shiftInit / 10`). */
+  readonly floor?: number;
+  /** Multiple of `√(C/n)` below which eigenvalues count as noise (default 4). */
+  readonly threshold?: number;
+}
+
+/** What the initialisation found for one latent. */
+export interface LatentShiftInitInfo {
+  /** Channels of the latent. */
+  readonly channels: number;
+  /** Clean and degraded sample counts (pixel vectors). */
+  readonly samples: readonly [number, number];
+  /** Largest eigenvalue of `Cov z_y − Cov z_x`. */
+  readonly maxEigenvalue: number;
+  /** The noise threshold `τ` used. */
+  readonly threshold: number;
+  /** Directions kept (eigenvalue above `τ`). */
+  readonly kept: number;
+  /** Root-mean-square scale of the resulting `M` (`√(tr(MMᵀ)/C)`). */
+  readonly rmsScale: number;
+}
+
+/** The result of {@linkcode initShiftsFromData}. */
+export interface ShiftInit {
+  /** New parameters: the same tensors except every `shifts[i]` (fresh `mu`, `m`). */
+  readonly params: DeflowParams;
+  /** Per-latent summary, in latent order. */
+  readonly latents: readonly LatentShiftInitInfo[];
+}
+
+interface Moments {
+  n: number;
+  sum: Float64Array;
+  outer: Float64Array;
+}
+
+const emptyMoments = (c: number): Moments => ({
+  n: 0,
+  sum: new Float64Array(c),
+  outer: new Float64Array(c * c),
+});
+
+const accumulate = (m: Moments, data: Float32Array, c: number, rows: Iterable<number>) => {
+  for (const r of rows) {
+    const o = r * c;
+    m.n++;
+    for (let i = 0; i < c; i++) {
+      const vi = data[o + i];
+      m.sum[i] += vi;
+      const oi = i * c;
+      for (let j = 0; j <= i; j++) m.outer[oi + j] += vi * data[o + j];
+    }
+  }
+};
+
+const covariance = (m: Moments, c: number): Float64Array => {
+  const cov = new Float64Array(c * c);
+  for (let i = 0; i < c; i++) {
+    for (let j = 0; j <= i; j++) {
+      const v = m.outer[i * c + j] / m.n - (m.sum[i] / m.n) * (m.sum[j] / m.n);
+      cov[i * c + j] = v;
+      cov[j * c + i] = v;
+    }
+  }
+  return cov;
+};
+
+const shiftFromMoments = (
+  mx: Moments,
+  my: Moments,
+  c: number,
+  floor: number,
+  thresholdMultiple: number,
+  seed: number,
+): { m: Float32Array; info: LatentShiftInitInfo } => {
+  const cx = covariance(mx, c);
+  const cy = covariance(my, c);
+  const diff: Matrix = { rows: c, cols: c, data: cy.map((v, i) => v - cx[i]) };
+  let meanVar = 0;
+  for (let i = 0; i < c; i++) meanVar += cx[i * c + i] / c;
+  const n = Math.min(mx.n, my.n);
+  const tau = thresholdMultiple * Math.sqrt(c / Math.max(1, n)) * meanVar;
+  const { values, vectors } = symmetricEigen(diff);
+  const roots = Array.from(values, (l) => Math.max(l > tau ? Math.sqrt(l) : 0, floor));
+  const [noise] = normals(rng(seed), c * c);
+  const m = new Float32Array(c * c);
+  let tr = 0;
+  for (let i = 0; i < c; i++) {
+    for (let j = 0; j < c; j++) {
+      let s = 0;
+      for (let k = 0; k < c; k++) {
+        s += vectors.data[i * c + k] * roots[k] * vectors.data[j * c + k];
+      }
+      // A little noise (10% of the floor) breaks the symmetry of M = Mᵀ.
+      m[i * c + j] = s + 0.1 * floor * noise[i * c + j];
+      tr += m[i * c + j] ** 2;
+    }
+  }
+  const info: LatentShiftInitInfo = {
+    channels: c,
+    samples: [mx.n, my.n],
+    maxEigenvalue: values[0],
+    threshold: tau,
+    kept: values.filter((l) => l > tau).length,
+    rmsScale: Math.sqrt(tr / c),
+  };
+  return { m, info };
+};
+
+/**
+ * Initialise every latent shift from chunks of clean and degraded images (both domains
+ * must appear). `chunk(i)` is called for `i = 0 … chunks − 1`; the caller disposes what it
+ * returns after the call returns the next one (each chunk is disposed by this function's
+ * caller-provided `release`). Disposes the replaced shift tensors of `params`.
+ */
+export const initShiftsFromData = async (
+  params: DeflowParams,
+  config: ModelConfig,
+  chunks: number,
+  chunk: (i: number) => ShiftInitChunk,
+  release: (c: ShiftInitChunk) => void,
+  options: ShiftInitOptions,
+): Promise<ShiftInit> => {
+  const floor = options.floor ?? config.shiftInit / 10;
+  const channels = params.shifts.map((s) => s.mu.shape[0]);
+  const mx = channels.map(emptyMoments);
+  const my = channels.map(emptyMoments);
+  for (let i = 0; i < chunks; i++) {
+    const c = chunk(i);
+    const mask = await c.degradedMask.data();
+    const { latents, logDet } = encode(params, config, c.x, c.cond);
+    try {
+      for (let l = 0; l < latents.length; l++) {
+        const z = latents[l];
+        const data = (await z.data()) as Float32Array;
+        const per = z.shape[1] * z.shape[2];
+        const cc = channels[l];
+        for (let s = 0; s < z.shape[0]; s++) {
+          const rows = Array.from({ length: per }, (_, k) => s * per + k);
+          accumulate(mask[s] >= 0.5 ? my[l] : mx[l], data, cc, rows);
+        }
+      }
+    } finally {
+      tf.dispose([...latents, logDet]);
+      release(c);
+    }
+  }
+  const results = channels.map((c, l) => {
+    if (mx[l].n < 2 || my[l].n < 2) {
+      throw new Error("initShiftsFromData: both domains need samples in the chunks");
+    }
+    return shiftFromMoments(mx[l], my[l], c, floor, options.threshold ?? 4, options.seed + l);
+  });
+  const finite = results.every((r) => r.m.every(Number.isFinite));
+  const shifts = params.shifts.map((old, l): LatentShiftParams => {
+    if (!finite) return old;
+    const fresh = {
+      mu: tf.zerosLike(old.mu),
+      m: tf.tensor2d(results[l].m, [channels[l], channels[l]]),
+    };
+    tf.dispose([old.mu, old.m]);
+    return fresh;
+  });
+  return { params: { ...params, shifts }, latents: results.map((r) => r.info) };
+};
