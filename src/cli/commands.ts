@@ -284,7 +284,7 @@ const sampleOptions = (what: string) => ({
   },
   seed: { codec: intArg(0, 0xffffffff), value: "S", help: "random seed (default 0)" },
   samples: { codec: intArg(1), value: "N", help: "samples per image (default 1)" },
-  tile: { codec: intArg(16), value: "N", help: "tile side in pixels (default 256)" },
+  tile: { codec: intArg(16), value: "N", help: "tile side in pixels (default 512)" },
   backend: backendOption,
 });
 

@@ -88,7 +88,7 @@ export interface SampleOptions {
   readonly seed?: number;
   /** Number of independent samples per image (default 1). */
   readonly samples?: number;
-  /** Tile side in pixels, including overlap (default 256). */
+  /** Tile side in pixels, including overlap (default 512). */
   readonly tile?: number;
   /** Context pixels on each side of a tile's core (default 16). */
   readonly overlap?: number;
@@ -275,7 +275,7 @@ const opts = (o: SampleOptions) => {
     temperature,
     samples,
     seed: o.seed ?? 0,
-    tile: o.tile ?? 256,
+    tile: o.tile ?? 512,
     overlap: o.overlap ?? 16,
   };
 };
