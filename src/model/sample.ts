@@ -15,7 +15,7 @@
  * @module
  */
 import { tf } from "../tf.ts";
-import { type Bijector, chain, invert } from "../core/bijector.ts";
+import { type Bijector, chain, invert, type Shape4 } from "../core/bijector.ts";
 import { foldIn } from "../core/random.ts";
 import { actNorm } from "../layers/actNorm.ts";
 import { affineCoupling } from "../layers/affineCoupling.ts";
@@ -280,6 +280,51 @@ const opts = (o: SampleOptions) => {
   };
 };
 
+type LatentMap = (z: tf.Tensor4D, latent: number, seed: number, temperature: number) => tf.Tensor4D;
+
+/**
+ * The shared sampling path: tile, condition on each window, encode, map every latent,
+ * decode, assemble, clip to [0, 1]. `before`/`after` apply the optional normalisation.
+ */
+const sampleThroughLatents = (
+  sampler: Sampler,
+  x: tf.Tensor4D,
+  options: SampleOptions,
+  what: string,
+  mapLatent: LatentMap,
+  before?: (x: tf.Tensor4D) => tf.Tensor4D,
+  after?: (y: tf.Tensor4D) => tf.Tensor4D,
+): tf.Tensor4D[] => {
+  const { config, params } = sampler;
+  checkImages(x, config, what);
+  const o = opts(options);
+  const m = sizeMultiple(config);
+  return Array.from({ length: o.samples }, (_, s) =>
+    tf.tidy(() => {
+      const input = before ? before(x) : x;
+      const out = tiled(
+        input,
+        m,
+        Math.max(o.tile, m),
+        o.overlap,
+        foldIn(o.seed, s),
+        (win, seed) => {
+          const cond = conditionInput(win, {
+            factor: config.conditionFactor,
+            noiseStd: config.conditionNoise,
+            seed: foldIn(seed, 0),
+          });
+          const feats = levelFeatures(params, config, cond, win.shape[1], win.shape[2]);
+          const levels = sharedInjectorLevels(params, config, feats);
+          const latents = encodeLatents(levels, config, win, feats);
+          const mapped = latents.map((z, i) => mapLatent(z, i, foldIn(seed, i + 1), o.temperature));
+          return decodeLatents(levels, config, mapped, feats);
+        },
+      );
+      return tf.clipByValue(after ? after(out) : out, 0, 1) as tf.Tensor4D;
+    }));
+};
+
 /**
  * Degraded versions of clean images `x` (NHWC in [0, 1]): `samples` tensors of the same
  * shape, clipped to [0, 1]. Same seed, same output.
@@ -289,41 +334,23 @@ export const degrade = (
   x: tf.Tensor4D,
   options: SampleOptions = {},
 ): tf.Tensor4D[] => {
-  const { config, params } = sampler;
-  checkImages(x, config, "degrade");
-  const o = opts(options);
-  const m = sizeMultiple(config);
-  return Array.from({ length: o.samples }, (_, s) =>
-    tf.tidy(() => {
-      const out = tiled(x, m, Math.max(o.tile, m), o.overlap, foldIn(o.seed, s), (win, seed) => {
-        const cond = conditionInput(win, {
-          factor: config.conditionFactor,
-          noiseStd: config.conditionNoise,
-          seed: foldIn(seed, 0),
-        });
-        const feats = levelFeatures(params, config, cond, win.shape[1], win.shape[2]);
-        const levels = sharedInjectorLevels(params, config, feats);
-        const latents = encodeLatents(levels, config, win, feats);
-        const shifted = latents.map((z, i) =>
-          tf.add(
-            z,
-            latentShift.sample(
-              params.shifts[i],
-              z.shape as unknown as [number, number, number, number],
-              {
-                temperature: o.temperature,
-                seed: foldIn(seed, i + 1),
-              },
-            ),
-          ) as tf.Tensor4D
-        );
-        return decodeLatents(levels, config, shifted, feats);
-      });
-      const denorm = sampler.normalization
-        ? normalize(out, sampler.normalization.clean, sampler.normalization.degraded)
-        : out;
-      return tf.clipByValue(denorm, 0, 1) as tf.Tensor4D;
-    }));
+  const norm = sampler.normalization;
+  return sampleThroughLatents(
+    sampler,
+    x,
+    options,
+    "degrade",
+    (z, i, seed, temperature) =>
+      tf.add(
+        z,
+        latentShift.sample(sampler.params.shifts[i], z.shape as unknown as Shape4, {
+          temperature,
+          seed,
+        }),
+      ) as tf.Tensor4D,
+    undefined,
+    norm ? (y) => normalize(y, norm.clean, norm.degraded) : undefined,
+  );
 };
 
 /**
@@ -335,32 +362,17 @@ export const restore = (
   y: tf.Tensor4D,
   options: SampleOptions = {},
 ): tf.Tensor4D[] => {
-  const { config, params, stats } = sampler;
-  checkImages(y, config, "restore");
-  const o = opts(options);
-  const m = sizeMultiple(config);
-  return Array.from({ length: o.samples }, (_, s) =>
-    tf.tidy(() => {
-      const yn = sampler.normalization
-        ? normalize(y, sampler.normalization.degraded, sampler.normalization.clean)
-        : y;
-      const out = tiled(yn, m, Math.max(o.tile, m), o.overlap, foldIn(o.seed, s), (win, seed) => {
-        const cond = conditionInput(win, {
-          factor: config.conditionFactor,
-          noiseStd: config.conditionNoise,
-          seed: foldIn(seed, 0),
-        });
-        const feats = levelFeatures(params, config, cond, win.shape[1], win.shape[2]);
-        const levels = sharedInjectorLevels(params, config, feats);
-        const latents = encodeLatents(levels, config, win, feats);
-        const zx = latents.map((z, i) =>
-          latentShift.samplePosterior(params.shifts[i], stats[i], z, {
-            temperature: o.temperature,
-            seed: foldIn(seed, i + 1),
-          })
-        );
-        return decodeLatents(levels, config, zx, feats);
-      });
-      return tf.clipByValue(out, 0, 1) as tf.Tensor4D;
-    }));
+  const norm = sampler.normalization;
+  return sampleThroughLatents(
+    sampler,
+    y,
+    options,
+    "restore",
+    (z, i, seed, temperature) =>
+      latentShift.samplePosterior(sampler.params.shifts[i], sampler.stats[i], z, {
+        temperature,
+        seed,
+      }),
+    norm ? (x) => normalize(x, norm.degraded, norm.clean) : undefined,
+  );
 };
