@@ -44,7 +44,7 @@ const { values: args } = parseArgs({
 const quick = args.quick ?? false;
 const seed = Number(args.seed);
 const outDir = args.out ?? "out/demo";
-const iterations = Number(args.iterations ?? (quick ? 3 : 400));
+const iterations = Number(args.iterations ?? (quick ? 3 : 600));
 const crop = quick ? 32 : 64;
 const batch = quick ? 4 : 8;
 
