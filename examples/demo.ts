@@ -39,6 +39,7 @@ const { values: args } = parseArgs({
     out: { type: "string", default: "out/demo" },
     seed: { type: "string", default: "0" },
     config: { type: "string" },
+    lr: { type: "string" },
   },
 });
 const quick = args.quick ?? false;
@@ -121,6 +122,7 @@ const result = await train({
   batch,
   crop,
   seed,
+  lr: args.lr === undefined ? undefined : Number(args.lr),
   outDir,
   onProgress: terminalProgress({ every: 10 }),
 });
