@@ -20,8 +20,13 @@ import { tf } from "../src/tf.ts";
 import { initBackend } from "../src/core/backend.ts";
 import { listImages, readImageOrThrow, type RgbImage, writePng } from "../src/image/io.ts";
 import { makeGrid } from "../src/image/grid.ts";
-import { compose, degradeImages } from "../src/degrade/types.ts";
-import { gaussianNoise } from "../src/degrade/noise.ts";
+import { compose, type Degradation, degradeImages, describe } from "../src/degrade/types.ts";
+import {
+  correlatedNoise,
+  gaussianKernel2d,
+  gaussianNoise,
+  poissonGaussianNoise,
+} from "../src/degrade/noise.ts";
 import { jpegCompress } from "../src/degrade/jpeg.ts";
 import { compareSets, type FidelityReport, formatReportTable } from "../src/eval/report.ts";
 import { fitWhiteNoiseSigma } from "../src/eval/report.ts";
@@ -40,6 +45,7 @@ const { values: args } = parseArgs({
     seed: { type: "string", default: "0" },
     config: { type: "string" },
     lr: { type: "string" },
+    degradation: { type: "string", default: "noise-jpeg" },
   },
 });
 const quick = args.quick ?? false;
@@ -103,12 +109,30 @@ log(`demo: ${cleanImgs.length} clean and ${degSource.length} degraded ${TILE}×$
 // 2. The degradation the model must learn (never shown to it in pairs).
 const rho = 0.6;
 const s2 = 0.04 * 0.04;
-const degradation = compose(
-  gaussianNoise({
-    cov: [[s2, rho * s2, rho * s2], [rho * s2, s2, rho * s2], [rho * s2, rho * s2, s2]],
-  }),
-  jpegCompress({ quality: 80, chroma: "420" }),
-);
+const correlated = gaussianNoise({
+  cov: [[s2, rho * s2, rho * s2], [rho * s2, s2, rho * s2], [rho * s2, rho * s2, s2]],
+});
+/** Degradations the demo can learn (`--degradation NAME`); the default is the first. */
+const degradations: Record<string, () => Degradation> = {
+  // Channel-correlated Gaussian noise, then JPEG q80 with 4:2:0 chroma.
+  "noise-jpeg": () => compose(correlated, jpegCompress({ quality: 80, chroma: "420" })),
+  // Signal-dependent sensor-like noise: variance 0.01·x + 0.01².
+  "poisson": () => poissonGaussianNoise({ a: 0.01, b: 0.01 }),
+  // Spatially correlated noise (white noise blurred with σ = 1 px), std 0.04.
+  "correlated": () => correlatedNoise({ kernel: gaussianKernel2d(1), std: 0.04 }),
+  // JPEG q30 with 4:2:0 chroma alone.
+  "jpeg": () => jpegCompress({ quality: 30, chroma: "420" }),
+};
+const makeDegradation = degradations[args.degradation ?? "noise-jpeg"];
+if (!makeDegradation) {
+  console.error(
+    `demo: unknown --degradation "${args.degradation}" (one of ${
+      Object.keys(degradations).join(", ")
+    })`,
+  );
+  Deno.exit(2);
+}
+const degradation = makeDegradation();
 const degImgs = await degradeImages(degradation, degSource, seed + 1);
 
 // 3. Unpaired training.
@@ -183,7 +207,7 @@ const wall = (performance.now() - t0) / 1000;
 const md = [
   "# DeFlow demo report",
   "",
-  `Degradation learned (unpaired): correlated Gaussian noise σ = 0.04, ρ = ${rho}, then JPEG q80 4:2:0.`,
+  `Degradation learned (unpaired): ${args.degradation} — ${describe(degradation)}.`,
   `Training: ${result.step} iterations, batch ${batch}, crop ${crop}, config ${
     JSON.stringify(config)
   }; ` +
