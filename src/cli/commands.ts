@@ -322,8 +322,10 @@ export const runSample = async (a: SampleArgs, mode: "degrade" | "restore"): Pro
   try {
     await Deno.mkdir(a.out, { recursive: true });
     let written = 0;
+    const started = performance.now();
     for (let i = 0; i < images.length; i++) {
       const name = stem(names[i]);
+      const t0 = performance.now();
       const opts: SampleOptions = {
         temperature: a.temperature ?? 1,
         seed: foldIn(a.seed ?? 0, hash32(name)),
@@ -342,6 +344,12 @@ export const runSample = async (a: SampleArgs, mode: "degrade" | "restore"): Pro
       } finally {
         tf.dispose([x, ...outs]);
       }
+      const secs = (performance.now() - t0) / 1000;
+      const left = ((performance.now() - started) / 1000 / (i + 1)) * (images.length - i - 1);
+      console.error(
+        `${mode}: [${i + 1}/${images.length}] ${name} (${images[i].width}×${images[i].height}) ` +
+          `${secs.toFixed(1)} s, ETA ${left.toFixed(0)} s`,
+      );
     }
     out(`wrote ${written} image(s) to ${a.out}`);
     return 0;
