@@ -35,3 +35,44 @@ export const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number =
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 };
+
+import { disposeParams, mapParams, type ParamTree } from "../src/core/params.ts";
+import { configOrThrow, type ModelConfig, type ModelConfigInput } from "../src/model/config.ts";
+import { type DeflowParams, initParams } from "../src/model/network.ts";
+
+/** A tiny DeFlow config (L 2, K 1, 2× conditioning) for fast model tests. */
+export const tinyConfig = (overrides: ModelConfigInput = {}): ModelConfig =>
+  configOrThrow({
+    levels: 2,
+    steps: 1,
+    transitionSteps: 1,
+    splitLevels: [1],
+    hidden: 8,
+    injectorHidden: 8,
+    conditionFactor: 2,
+    encoder: { nf: 4, nb: 1, gc: 4 },
+    ...overrides,
+  });
+
+/**
+ * A copy of `tree` with N(0, std²) added to every trainable leaf (`const` leaves are
+ * cloned), so zero-initialised layers are no longer the identity. The copy is new tensors.
+ */
+export const perturb = <T extends ParamTree>(tree: T, seed: number, std: number): T =>
+  mapParams(
+    tree,
+    (t, path) =>
+      path.split(".").includes("const")
+        ? tf.clone(t)
+        : tf.tidy(() =>
+          tf.add(t, tf.randomNormal(t.shape, 0, std, "float32", seed + path.length * 7919))
+        ),
+  );
+
+/** Fresh parameters of `config` from `seed`, perturbed by {@linkcode perturb}. */
+export const perturbedModel = (config: ModelConfig, seed: number, std: number): DeflowParams => {
+  const base = initParams(config, seed);
+  const p = perturb(base, seed, std);
+  disposeParams(base);
+  return p;
+};

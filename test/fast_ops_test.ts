@@ -5,23 +5,25 @@
  */
 import assert from "node:assert/strict";
 import { tf } from "../src/tf.ts";
-import { flattenParams, isTrainablePath, mapParams } from "../src/core/params.ts";
+import { flattenParams, isTrainablePath } from "../src/core/params.ts";
 import { disposeParams } from "../src/core/params.ts";
 import { foldIn } from "../src/core/random.ts";
 import { latentShift } from "../src/layers/latentShift.ts";
 import { constMatMul, evenOdd, matMul } from "../src/nn/fastOps.ts";
 import { conv2dSame } from "../src/nn/conv.ts";
-import { configOrThrow } from "../src/model/config.ts";
 import { conditionInput } from "../src/model/conditioning.ts";
-import {
-  decodeWithFeatures,
-  encodeWithFeatures,
-  initParams,
-  levelFeatures,
-} from "../src/model/network.ts";
+import { decodeWithFeatures, encodeWithFeatures, levelFeatures } from "../src/model/network.ts";
 import { degrade, prepareSampler } from "../src/model/sample.ts";
 import { lossAndGrads } from "../src/train/step.ts";
-import { gpuTest, maxAbsDiff, noLeak, read, useBackend } from "./_helpers.ts";
+import {
+  gpuTest,
+  maxAbsDiff,
+  noLeak,
+  perturbedModel,
+  read,
+  tinyConfig,
+  useBackend,
+} from "./_helpers.ts";
 
 /** Value and gradients of `f` at `xs` (given as seeds/shapes) on `backend`, as arrays. */
 const valueAndGrads = async (
@@ -120,35 +122,15 @@ Deno.test("conv2dSame with bias, k = 3 and 5, ci ≠ co: wasm gradients equal tf
   await useBackend("webgpu");
 });
 
-const tiny = configOrThrow({
-  levels: 2,
-  steps: 2,
-  transitionSteps: 1,
-  splitLevels: [1],
-  hidden: 8,
-  injectorHidden: 8,
-  conditionFactor: 2,
-  encoder: { nf: 4, nb: 1, gc: 4 },
-});
+const tiny = tinyConfig({ steps: 2 });
 
 /** Tiny model with every trainable leaf perturbed so no layer is the identity. */
-const perturbedModel = (seed: number) => {
-  const base = initParams(tiny, seed);
-  const p = mapParams(
-    base,
-    (t, path) =>
-      path.split(".").includes("const")
-        ? tf.clone(t)
-        : tf.tidy(() => tf.add(t, tf.randomNormal(t.shape, 0, 0.1, "float32", seed + path.length))),
-  );
-  disposeParams(base);
-  return p;
-};
+const perturbed = (seed: number) => perturbedModel(tiny, seed, 0.1);
 
 Deno.test("training loss and every gradient: wasm fast paths equal tfjs-cpu", async () => {
   const run = async (backend: "wasm" | "cpu") => {
     await useBackend(backend);
-    const params = perturbedModel(3);
+    const params = perturbed(3);
     const x = tf.randomUniform([2, 8, 8, 3], 0, 1, "float32", 4) as tf.Tensor4D;
     const mask = tf.tensor1d([0, 1]);
     const r = await lossAndGrads(params, tiny, { x, degradedMask: mask }, 5);
@@ -180,7 +162,7 @@ Deno.test(
   gpuTest,
   async () => {
     await useBackend("wasm");
-    const params = perturbedModel(7);
+    const params = perturbed(7);
     const sampler = await prepareSampler(params, tiny);
     const x = tf.randomUniform([1, 8, 12, 3], 0, 1, "float32", 8) as tf.Tensor4D;
     await noLeak("degrade", async () => {

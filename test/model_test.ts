@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { tf } from "../src/tf.ts";
-import { flattenParams, mapParams } from "../src/core/params.ts";
-import { configOrThrow, decodeConfig } from "../src/model/config.ts";
+import { flattenParams } from "../src/core/params.ts";
+import { decodeConfig } from "../src/model/config.ts";
 import {
   decode,
   disposeInverses,
@@ -22,40 +22,26 @@ import { networkLayout } from "../src/model/layout.ts";
 import { degrade, prepareSampler, restore } from "../src/model/sample.ts";
 import { type BijectorCase, checkBijectorLaws } from "../src/testing/mod.ts";
 import { disposeParams } from "../src/core/params.ts";
-import { gpuTest, maxAbsDiff, noLeak, read, useBackend } from "./_helpers.ts";
+import {
+  gpuTest,
+  maxAbsDiff,
+  noLeak,
+  perturbedModel,
+  read,
+  tinyConfig,
+  useBackend,
+} from "./_helpers.ts";
 
-const tiny = configOrThrow({
-  levels: 2,
-  steps: 1,
-  transitionSteps: 1,
-  splitLevels: [1],
-  hidden: 8,
-  injectorHidden: 8,
-  conditionFactor: 2,
-  encoder: { nf: 4, nb: 1, gc: 4 },
-});
+const tiny = tinyConfig();
 
 /** Tiny model with every trainable leaf perturbed so no layer is the identity. */
-const perturbedModel = (seed: number) => {
-  const base = initParams(tiny, seed);
-  const p = mapParams(
-    base,
-    (t, path) =>
-      path.split(".").includes("const")
-        ? tf.clone(t)
-        : tf.tidy(() =>
-          tf.add(t, tf.randomNormal(t.shape, 0, 0.05, "float32", seed + path.length))
-        ),
-  );
-  disposeParams(base);
-  return p;
-};
+const perturbed = (seed: number) => perturbedModel(tiny, seed, 0.05);
 
 const modelCase: BijectorCase<{ seed: number }> = {
   name: "deflow(tiny 4×4, L=2, K=1)",
   params: fc.record({ seed: fc.integer({ min: 1, max: 1000 }) }),
   build: async ({ seed }) => {
-    const raw = perturbedModel(seed);
+    const raw = perturbed(seed);
     const params = await withInverses(raw);
     const x = tf.randomUniform([2, 4, 4, 3], 0, 1, "float32", seed) as tf.Tensor4D;
     const cond = conditionInput(x, { factor: 2, noiseStd: 0.03, seed: seed + 1 });
@@ -96,7 +82,7 @@ Deno.test(
 Deno.test("encode/decode are exact inverses and log-dets cancel (WebGPU)", gpuTest, async () => {
   await useBackend("webgpu");
   await noLeak("encode/decode", async () => {
-    const raw = perturbedModel(3);
+    const raw = perturbed(3);
     const params = await withInverses(raw);
     const x = tf.randomUniform([2, 16, 8, 3], 0, 1, "float32", 5) as tf.Tensor4D;
     const cond = conditionInput(x, { factor: 2, seed: 6 });
@@ -152,7 +138,7 @@ Deno.test(
   gpuTest,
   async () => {
     await useBackend("webgpu");
-    const raw = perturbedModel(21);
+    const raw = perturbed(21);
     const sampler = await prepareSampler(raw, tiny);
     await noLeak("sampling", async () => {
       const x = tf.randomUniform([1, 13, 22, 3], 0, 1, "float32", 22) as tf.Tensor4D;

@@ -4,10 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { tf } from "../src/tf.ts";
-import { disposeParams, mapParams } from "../src/core/params.ts";
-import { configOrThrow } from "../src/model/config.ts";
+import { disposeParams } from "../src/core/params.ts";
 import { conditionInput } from "../src/model/conditioning.ts";
-import { encode, initParams } from "../src/model/network.ts";
+import { encode } from "../src/model/network.ts";
 import {
   bitsPerDim,
   disposeShiftStats,
@@ -17,30 +16,11 @@ import {
   prepareShifts,
 } from "../src/model/objective.ts";
 import { cholesky, inverse, matrix, slogdet } from "../src/linalg/dense.ts";
-import { noLeak, read, useBackend } from "./_helpers.ts";
+import { noLeak, perturbedModel, read, tinyConfig, useBackend } from "./_helpers.ts";
 
-const tiny = configOrThrow({
-  levels: 2,
-  steps: 1,
-  transitionSteps: 1,
-  hidden: 8,
-  injectorHidden: 8,
-  conditionFactor: 2,
-  encoder: { nf: 4, nb: 1, gc: 4 },
-});
+const tiny = tinyConfig();
 
-const perturbed = () => {
-  const base = initParams(tiny, 7);
-  const p = mapParams(
-    base,
-    (t, path) =>
-      path.split(".").includes("const")
-        ? tf.clone(t)
-        : tf.tidy(() => tf.add(t, tf.randomNormal(t.shape, 0, 0.1, "float32", 3 + path.length))),
-  );
-  disposeParams(base);
-  return p;
-};
+const perturbed = () => perturbedModel(tiny, 7, 0.1);
 
 /** Σ over pixels of log N(v; mean, cov) for per-pixel vectors (float64). */
 const gaussianSum = (v: Float64Array, mean: Float64Array, cov: Float64Array, c: number) => {

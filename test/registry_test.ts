@@ -7,7 +7,7 @@
 import fc from "fast-check";
 import { tf } from "../src/tf.ts";
 import type { Bijector } from "../src/core/bijector.ts";
-import { disposeParams, mapParams, type ParamTree } from "../src/core/params.ts";
+import { disposeParams, type ParamTree } from "../src/core/params.ts";
 import { actNorm } from "../src/layers/actNorm.ts";
 import { invConv1x1 } from "../src/layers/invConv1x1.ts";
 import { affineCoupling } from "../src/layers/affineCoupling.ts";
@@ -17,23 +17,11 @@ import { split } from "../src/layers/split.ts";
 import { flowStep, transitionStep } from "../src/layers/flowStep.ts";
 import { latentShift } from "../src/layers/latentShift.ts";
 import { type BijectorCase, type Built, checkBijectorLaws } from "../src/testing/mod.ts";
-import { gpuTest, useBackend } from "./_helpers.ts";
+import { gpuTest, perturb, useBackend } from "./_helpers.ts";
 
 type P = { readonly seed: number };
 const params = fc.record({ seed: fc.integer({ min: 1, max: 1_000_000 }) });
 const related = (p: P) => fc.integer({ min: 1, max: 1_000_000 }).map((seed) => ({ ...p, seed }));
-
-/** Perturb every trainable leaf (fresh tensors; `const` leaves are cloned). */
-const perturb = <T extends ParamTree>(tree: T, seed: number, std = 0.2): T =>
-  mapParams(
-    tree,
-    (t, path) =>
-      path.split(".").includes("const")
-        ? tf.clone(t)
-        : tf.tidy(() =>
-          tf.add(t, tf.randomNormal(t.shape, 0, std, "float32", seed + path.length * 7919))
-        ),
-  );
 
 const input = (seed: number, shape: [number, number, number, number]) =>
   tf.randomNormal(shape, 0, 1, "float32", seed) as tf.Tensor4D;
@@ -53,7 +41,7 @@ const layerCase = <T extends ParamTree>(spec: {
   volumePreserving: spec.volumePreserving,
   build: async ({ seed }): Promise<Built> => {
     const base = spec.init(seed);
-    const p = perturb(base, seed);
+    const p = perturb(base, seed, 0.2);
     disposeParams(base);
     const made = await spec.build(p);
     const { bijector, extra } = "forward" in made ? { bijector: made, extra: [] } : made;

@@ -5,21 +5,12 @@
 import assert from "node:assert/strict";
 import { tf } from "../src/tf.ts";
 import { disposeParams } from "../src/core/params.ts";
-import { configOrThrow } from "../src/model/config.ts";
 import { conditionInput } from "../src/model/conditioning.ts";
 import { initActNorms, initParams } from "../src/model/network.ts";
 import { initShiftsFromData } from "../src/model/shiftInit.ts";
-import { noLeak, useBackend } from "./_helpers.ts";
+import { noLeak, tinyConfig, useBackend } from "./_helpers.ts";
 
-const tiny = configOrThrow({
-  levels: 2,
-  steps: 1,
-  transitionSteps: 1,
-  hidden: 8,
-  injectorHidden: 8,
-  conditionFactor: 2,
-  encoder: { nf: 4, nb: 1, gc: 4 },
-});
+const tiny = tinyConfig();
 
 const run = async (noise: number) => {
   const base = initParams(tiny, 5);
