@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { canonicalJson } from "../core/json.ts";
 import { either as E } from "fp-ts";
 import { tf } from "../tf.ts";
 import { type BackendName, initBackend } from "../core/backend.ts";
@@ -168,16 +169,6 @@ const fileExists = async (path: string): Promise<boolean> => {
 
 const out = (s: string) => console.log(s);
 
-/** JSON with sorted keys (order-independent comparison). */
-const canonical = (v: unknown): string =>
-  JSON.stringify(
-    v,
-    (_k, x) =>
-      x && typeof x === "object" && !Array.isArray(x)
-        ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1)))
-        : x,
-  );
-
 /** `deflow train`. */
 export const runTrain = async (a: TrainArgs): Promise<number> => {
   const outDir = a.out ?? DEFAULT_OUT;
@@ -190,7 +181,7 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
       throw new CliError(`--resume: no checkpoint at "${ckpt}"`);
     }
     const mi = await readModelInfo(ckpt); // fails early on a corrupt checkpoint
-    if (config && canonical(config) !== canonical(mi.config)) {
+    if (config && canonicalJson(config) !== canonicalJson(mi.config)) {
       throw new CliError(`--config: differs from the config stored in "${ckpt}"`);
     }
     effective = mi.config;

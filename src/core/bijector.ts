@@ -105,6 +105,19 @@ export const checkCondition = (
   return cond as tf.Tensor4D;
 };
 
+/**
+ * A shape function (for `forwardShape` / `inverseShape`) that keeps the shape and accepts
+ * only `channels` channels; a misfit throws a ShapeError naming the layer and the shape.
+ */
+export const channelShape = (name: string, channels: number): (s: Shape4) => Shape4 => (s) => {
+  if (s[3] !== channels) {
+    throw new ShapeError(
+      `${name}: input has ${s[3]} channels, expected ${channels} (shape ${showShape(s)})`,
+    );
+  }
+  return s;
+};
+
 /** A zero log-det for a batch of `n`. */
 export const zeroLogDet = (n: number): tf.Tensor1D => tf.zeros([n]);
 

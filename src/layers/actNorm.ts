@@ -8,7 +8,13 @@
  * @module
  */
 import { tf } from "../tf.ts";
-import { type Bijector, bijector, checkInput, type Shape4 } from "../core/bijector.ts";
+import {
+  type Bijector,
+  bijector,
+  channelShape,
+  checkInput,
+  type Shape4,
+} from "../core/bijector.ts";
 import { ShapeError } from "../core/errors.ts";
 
 /** Parameters of {@linkcode actNorm}: per-channel bias and log-scale, both `[C]`. */
@@ -69,14 +75,7 @@ export const actNorm: ActNormLayer = {
   },
   bijector: (p) => {
     const c = channelsOf(p);
-    const shape = (s: Shape4): Shape4 => {
-      if (s[3] !== c) {
-        throw new ShapeError(
-          `${NAME}: input has ${s[3]} channels, expected ${c} (shape [${s.join(", ")}])`,
-        );
-      }
-      return s;
-    };
+    const shape = channelShape(NAME, c);
     return bijector({
       name: NAME,
       forward: (x) => {

@@ -14,7 +14,13 @@
  * @module
  */
 import { tf } from "../tf.ts";
-import { type Bijector, bijector, checkInput, type Shape4 } from "../core/bijector.ts";
+import {
+  type Bijector,
+  bijector,
+  channelShape,
+  checkInput,
+  type Shape4,
+} from "../core/bijector.ts";
 import { ShapeError } from "../core/errors.ts";
 import { matMul } from "../nn/fastOps.ts";
 import { normals, rng } from "../core/random.ts";
@@ -176,14 +182,7 @@ export const invConv1x1: InvConv1x1Layer = {
   },
   bijector: (p) => {
     const c = channelsOf(p);
-    const shape = (s: Shape4): Shape4 => {
-      if (s[3] !== c) {
-        throw new ShapeError(
-          `${NAME}: input has ${s[3]} channels, expected ${c} (shape [${s.join(", ")}])`,
-        );
-      }
-      return s;
-    };
+    const shape = channelShape(NAME, c);
     const inverseMatrix = (): tf.Tensor2D => {
       if (p.const.inverse) return p.const.inverse;
       if (tf.getBackend() === "webgpu") {

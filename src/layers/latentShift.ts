@@ -24,7 +24,13 @@
  * @module
  */
 import { tf } from "../tf.ts";
-import { type Bijector, bijector, checkInput, type Shape4 } from "../core/bijector.ts";
+import {
+  type Bijector,
+  bijector,
+  channelShape,
+  checkInput,
+  type Shape4,
+} from "../core/bijector.ts";
 import { NonFiniteError, ShapeError, showShape } from "../core/errors.ts";
 import { normals, rng } from "../core/random.ts";
 import {
@@ -334,14 +340,7 @@ const shiftBijector = (p: LatentShiftParams, stats: SpdStats): Bijector => {
   const name = "latentShift";
   const c = channelsOf(name, p);
   checkStatsFit(name, c, stats);
-  const shapeCheck = (s: Shape4): Shape4 => {
-    if (s[3] !== c) {
-      throw new ShapeError(
-        `${name}: input has ${s[3]} channels, expected ${c} (shape ${showShape(s)})`,
-      );
-    }
-    return s;
-  };
+  const shapeCheck = channelShape(name, c);
   const logDetOf = (n: number, hw: number, sign: number): tf.Tensor1D => {
     const { logDetA } = spdInverseLogDet(p.m, stats);
     return tf.mul(tf.ones([n]), tf.mul(logDetA, 0.5 * sign * hw)) as tf.Tensor1D;

@@ -22,6 +22,7 @@
  *
  * @module
  */
+import { canonicalJson } from "../core/json.ts";
 import { either as E } from "fp-ts";
 import { t } from "../iots.ts";
 import { tf } from "../tf.ts";
@@ -266,16 +267,7 @@ const resolveSettings = (o: TrainOptions, saved?: RunSettings): RunSettings => {
   return s;
 };
 
-const canonical = (v: unknown): string =>
-  JSON.stringify(
-    v,
-    (_k, x) =>
-      x && typeof x === "object" && !Array.isArray(x)
-        ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : 1)))
-        : x,
-  );
-
-const sameJson = (a: unknown, b: unknown): boolean => canonical(a) === canonical(b);
+const sameJson = (a: unknown, b: unknown): boolean => canonicalJson(a) === canonicalJson(b);
 
 const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
