@@ -69,3 +69,13 @@ export const normals = (r: RngState, n: number): readonly [Float64Array, RngStat
   }
   return [out, next];
 };
+
+/**
+ * The seed to hand to a tfjs random op (`tf.randomNormal`, `tf.randomUniform`, …) for the
+ * integer seed `seed`. tfjs treats a falsy seed as "no seed" and draws from `Math.random()`,
+ * so seed 0 would not be reproducible; this maps 0 to 2³², outside the 32-bit seed range
+ * (and outside `[-2³¹, 2³²)`), and leaves every other seed unchanged. `undefined` stays
+ * `undefined` (an explicitly unseeded draw).
+ */
+export const tfSeed = <S extends number | undefined>(seed: S): S =>
+  (seed === 0 ? 2 ** 32 : seed) as S;

@@ -7,6 +7,7 @@
  * @module
  */
 import { tf } from "../tf.ts";
+import { tfSeed } from "../core/random.ts";
 import { cholesky, fromRows } from "../linalg/dense.ts";
 import { checkImageTensor, type Degradation } from "./types.ts";
 
@@ -62,7 +63,7 @@ export const gaussianNoise = (opts: { readonly cov: Cov3 }): Degradation => {
     apply: (x: tf.Tensor4D, seed: number): Promise<tf.Tensor4D> => {
       checkImageTensor("gaussianNoise", x);
       return Promise.resolve(tf.tidy(() => {
-        const n = tf.randomNormal(x.shape, 0, 1, "float32", seed) as tf.Tensor4D;
+        const n = tf.randomNormal(x.shape, 0, 1, "float32", tfSeed(seed)) as tf.Tensor4D;
         return tf.add(x, mixChannels(n, lt));
       }));
     },
@@ -113,7 +114,13 @@ export const correlatedNoise = (opts: {
       checkImageTensor("correlatedNoise", x);
       const [n, h, w] = x.shape;
       return Promise.resolve(tf.tidy(() => {
-        const white = tf.randomNormal([n, h + kh - 1, w + kw - 1, 3], 0, 1, "float32", seed);
+        const white = tf.randomNormal(
+          [n, h + kh - 1, w + kw - 1, 3],
+          0,
+          1,
+          "float32",
+          tfSeed(seed),
+        );
         const filt = tf.tile(tf.reshape(tf.tensor2d(kn, [kh, kw], "float32"), [kh, kw, 1, 1]), [
           1,
           1,
@@ -148,7 +155,7 @@ export const poissonGaussianNoise = (
     apply: (x: tf.Tensor4D, seed: number): Promise<tf.Tensor4D> => {
       checkImageTensor("poissonGaussianNoise", x);
       return Promise.resolve(tf.tidy(() => {
-        const n = tf.randomNormal(x.shape, 0, 1, "float32", seed);
+        const n = tf.randomNormal(x.shape, 0, 1, "float32", tfSeed(seed));
         const v = tf.add(tf.mul(tf.relu(x), opts.a), opts.b * opts.b);
         return tf.add(x, tf.mul(tf.sqrt(v), n));
       }));

@@ -32,7 +32,7 @@ import {
   type Shape4,
 } from "../core/bijector.ts";
 import { NonFiniteError, ShapeError, showShape } from "../core/errors.ts";
-import { normals, rng } from "../core/random.ts";
+import { normals, rng, tfSeed } from "../core/random.ts";
 import {
   disposeSpd,
   prepareSpd,
@@ -261,7 +261,7 @@ const sample = (
       throw new ShapeError(`${name}: cannot sample shape ${showShape(shape)} for ${c} channels`);
     }
     const tau = checkTemperature(name, options.temperature ?? 1);
-    const noise = tf.randomNormal([n * h * w, c], 0, 1, "float32", options.seed);
+    const noise = tf.randomNormal([n * h * w, c], 0, 1, "float32", tfSeed(options.seed));
     const u = tf.add(matMul(noise, p.m, false, true), p.mu);
     return tf.reshape(tf.mul(u, tau), [n, h, w, c]);
   });
@@ -300,7 +300,7 @@ const samplePosterior = (
     const { mean, cov } = posterior(p, stats, zy);
     cov.dispose();
     const [n, h, w, c] = mean.shape;
-    const noise = tf.randomNormal([n * h * w, c], 0, 1, "float32", options.seed);
+    const noise = tf.randomNormal([n * h * w, c], 0, 1, "float32", tfSeed(options.seed));
     const e = matMul(noise, stats.postSqrt, false, true);
     return tf.add(mean, tf.reshape(tf.mul(e, tau), [n, h, w, c]));
   });

@@ -9,6 +9,7 @@
  * @module
  */
 import { tf } from "../tf.ts";
+import { tfSeed } from "../core/random.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
 import { bicubicDownscale } from "../image/resize.ts";
 
@@ -53,7 +54,7 @@ export const conditionInput = (x: tf.Tensor4D, options: ConditionOptions): tf.Te
   return tf.tidy(() => {
     const down = bicubicDownscale(x, factor);
     if (noiseStd === 0) return down;
-    const noise = tf.randomNormal(down.shape, 0, noiseStd, "float32", seed);
+    const noise = tf.randomNormal(down.shape, 0, noiseStd, "float32", tfSeed(seed));
     return tf.add(down, noise);
   });
 };

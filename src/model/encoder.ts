@@ -25,7 +25,7 @@
 import { tf } from "../tf.ts";
 import { checkInput } from "../core/bijector.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
-import { foldIn } from "../core/random.ts";
+import { foldIn, tfSeed } from "../core/random.ts";
 import { conv2dSame } from "../nn/conv.ts";
 import { bicubicResize } from "../image/resize.ts";
 
@@ -137,7 +137,7 @@ const resolve = (cfg: EncoderConfig, name: string): readonly number[] => {
 const initConv = (seed: number, cin: number, cout: number, scale: number): ConvParams => {
   const std = Math.sqrt(2 / (9 * cin)) * scale;
   return {
-    w: tf.randomNormal([3, 3, cin, cout], 0, std, "float32", seed) as tf.Tensor4D,
+    w: tf.randomNormal([3, 3, cin, cout], 0, std, "float32", tfSeed(seed)) as tf.Tensor4D,
     b: tf.zeros([cout]) as tf.Tensor1D,
   };
 };

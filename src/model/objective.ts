@@ -6,6 +6,7 @@
  * @module
  */
 import { tf } from "../tf.ts";
+import { tfSeed } from "../core/random.ts";
 import { sumLogDets } from "../core/bijector.ts";
 import { latentShift, type LatentShiftParams, type ShiftStats } from "../layers/latentShift.ts";
 import type { SpdStats } from "../linalg/spd.ts";
@@ -18,7 +19,7 @@ import { type DeflowParams, encodeWithFeatures, levelFeatures } from "./network.
  */
 export const dequantize = (x: tf.Tensor4D, bins: number, seed: number): tf.Tensor4D =>
   tf.tidy(() =>
-    tf.add(x, tf.div(tf.sub(tf.randomUniform(x.shape, 0, 1, "float32", seed), 0.5), bins))
+    tf.add(x, tf.div(tf.sub(tf.randomUniform(x.shape, 0, 1, "float32", tfSeed(seed)), 0.5), bins))
   );
 
 /** Float64 statistics of every latent shift (one async read of the `M` matrices). */

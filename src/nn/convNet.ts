@@ -11,7 +11,7 @@
  */
 import { tf } from "../tf.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
-import { splitSeed } from "../core/random.ts";
+import { splitSeed, tfSeed } from "../core/random.ts";
 import { conv2dSame } from "./conv.ts";
 
 /** Sizes of a {@linkcode convNet}. */
@@ -76,9 +76,9 @@ export const convNet: ConvNet = {
     positive("outChannels", outChannels);
     const [s1, s2] = splitSeed(seed, 2);
     return {
-      conv1: { w: tf.randomNormal([3, 3, inChannels, hidden], 0, 0.05, "float32", s1) },
+      conv1: { w: tf.randomNormal([3, 3, inChannels, hidden], 0, 0.05, "float32", tfSeed(s1)) },
       norm1: { bias: tf.zeros([hidden]), logs: tf.zeros([hidden]) },
-      conv2: { w: tf.randomNormal([1, 1, hidden, hidden], 0, 0.05, "float32", s2) },
+      conv2: { w: tf.randomNormal([1, 1, hidden, hidden], 0, 0.05, "float32", tfSeed(s2)) },
       norm2: { bias: tf.zeros([hidden]), logs: tf.zeros([hidden]) },
       conv3: {
         w: tf.zeros([3, 3, hidden, outChannels]),

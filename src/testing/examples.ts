@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { tf } from "../tf.ts";
 import { type Bijector, bijector, checkInput, type Shape4 } from "../core/bijector.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
-import { foldIn } from "../core/random.ts";
+import { foldIn, tfSeed } from "../core/random.ts";
 import type { BijectorCase, Built } from "./laws.ts";
 
 /** Parameters of {@linkcode elementwiseAffine}: one log-scale and one shift per channel. */
@@ -107,10 +107,10 @@ export const elementwiseAffineCase: BijectorCase<ElementwiseAffineCaseParams> = 
       0,
       scaleSpread,
       "float32",
-      foldIn(seed, 0),
+      tfSeed(foldIn(seed, 0)),
     ) as tf.Tensor1D;
-    const shift = tf.randomNormal([c], 0, 1, "float32", foldIn(seed, 1)) as tf.Tensor1D;
-    const x = tf.randomNormal([...shape], 0, 1, "float32", foldIn(seed, 2)) as tf.Tensor4D;
+    const shift = tf.randomNormal([c], 0, 1, "float32", tfSeed(foldIn(seed, 1))) as tf.Tensor1D;
+    const x = tf.randomNormal([...shape], 0, 1, "float32", tfSeed(foldIn(seed, 2))) as tf.Tensor4D;
     return {
       bijector: elementwiseAffine({ logScale, shift }),
       x,

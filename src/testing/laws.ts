@@ -8,7 +8,7 @@ import type { fcTypes } from "./arbitrary.ts";
 import { tf } from "../tf.ts";
 import { type Bijector, chain, type FlowResult, invert, type Shape4 } from "../core/bijector.ts";
 import { showShape } from "../core/errors.ts";
-import { foldIn, rng, uniforms } from "../core/random.ts";
+import { foldIn, rng, tfSeed, uniforms } from "../core/random.ts";
 import { matrix, slogdet } from "../linalg/dense.ts";
 
 /** What a case's `build` returns: a bijector, its inputs, and how to free them. */
@@ -528,7 +528,7 @@ export const checkBijectorLaws = async <P>(
       // 1. finite values and shapes
       const yShape = b.forwardShape(xShape);
       const y = built.y ??
-        own(tf.randomNormal([...yShape], 0, 1, "float32", kitSeed) as tf.Tensor4D);
+        own(tf.randomNormal([...yShape], 0, 1, "float32", tfSeed(kitSeed)) as tf.Tensor4D);
       const fx = ownR(b.forward(x, cond));
       const iy = ownR(b.inverse(y, cond));
       if (on("finiteAndShapes")) {
