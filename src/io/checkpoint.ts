@@ -8,7 +8,15 @@
  * - `deflow.format`: the checkpoint format version, {@linkcode CHECKPOINT_FORMAT} (`"1"`);
  * - `deflow.config`: the model config as JSON (opaque here; the model validates it);
  * - `deflow.training`: the {@linkcode TrainingState} as JSON;
- * - `deflow.adam`: `{"step": n}` as JSON, present when optimiser state was saved.
+ * - `deflow.adam`: `{"step": n}` as JSON, present when optimiser state was saved;
+ * - `deflow.checksums`: `{"tensors": {name: crc}, "metadata": crc}` as JSON, the CRC-32
+ *   (8 hex digits) of every tensor's stored bytes and of the other metadata entries.
+ *
+ * **Integrity.** Loading verifies every checksum (a mismatch names the tensor) and that
+ * every float in the parameters and moments is finite (Adam's second moments also ≥ 0).
+ * Any other metadata key is an error (a corrupted key name cannot hide the checksums);
+ * files written before checksums existed (no `deflow.checksums`) still load, with the
+ * finite checks.
  *
  * @module
  */
@@ -17,6 +25,8 @@ import { t } from "../iots.ts";
 import { tf } from "../tf.ts";
 import { flattenParams, type ParamTree, unflattenLike } from "../core/params.ts";
 import type { AdamState } from "../train/adam.ts";
+import { crc32, crc32Hex, crc32Of } from "./crc32.ts";
+import { writeFileAtomic } from "./atomic.ts";
 import {
   type DecodedTensor,
   decodeSafetensors,
@@ -125,14 +135,36 @@ class JsonOf<A, O> extends t.Type<A, string, unknown> {
 
 const AdamMetaCodec = t.type({ step: NonNegativeInteger }, "AdamMeta");
 
+const Crc = new t.Type<string, string, unknown>(
+  "CRC32",
+  (u): u is string => typeof u === "string" && /^[0-9a-f]{8}$/.test(u),
+  (u, c) => (typeof u === "string" && /^[0-9a-f]{8}$/.test(u) ? t.success(u) : t.failure(u, c)),
+  t.identity,
+);
+
+const ChecksumsCodec = t.type({ tensors: t.record(t.string, Crc), metadata: Crc }, "Checksums");
+
 const CheckpointMetadataCodec = t.intersection([
   t.type({
     "deflow.format": t.literal(CHECKPOINT_FORMAT),
     "deflow.config": new JsonOf(t.unknown),
     "deflow.training": new JsonOf(TrainingStateCodec),
   }),
-  t.partial({ "deflow.adam": new JsonOf(AdamMetaCodec) }),
+  t.partial({
+    "deflow.adam": new JsonOf(AdamMetaCodec),
+    "deflow.checksums": new JsonOf(ChecksumsCodec),
+  }),
 ], "CheckpointMetadata");
+
+/** CRC-32 of the metadata entries other than the checksums, in a fixed order. */
+const metadataCrc = (raw: Record<string, string>): string => {
+  const enc = new TextEncoder();
+  let c = 0;
+  for (const k of Object.keys(raw).filter((k) => k !== "deflow.checksums").sort()) {
+    c = crc32(enc.encode(`${k}\u0000${raw[k]}\u0000`), c);
+  }
+  return crc32Hex(c);
+};
 
 type CheckpointMetadata = t.TypeOf<typeof CheckpointMetadataCodec>;
 
@@ -270,14 +302,12 @@ const report = (errors: t.Errors): string =>
     }`;
   }).join("; ");
 
-const randomSuffix = (): string =>
-  Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
-
 /**
  * Write a checkpoint to `path` as one safetensors file, atomically: the bytes go to
  * `<path>.tmp-<random>`, are flushed to disk, and the file is renamed over `path`. Reads
- * the tensors (async, works on WebGPU) but neither disposes nor mutates them. Rejects,
+ * the tensors (async, works on WebGPU) but neither disposes nor mutates them. Stores the
+ * CRC-32 of every tensor and of the metadata. Rejects, without writing, when a float tensor
+ * holds a non-finite value; rejects,
  * leaving no temporary file, when the config or training state is not plain JSON (e.g.
  * NaN losses), the optimiser state does not match the trainable leaves, or writing fails.
  */
@@ -323,36 +353,109 @@ export const saveCheckpoint = async (path: string, ckpt: Checkpoint): Promise<vo
   // Validation is complete: start all reads at once (no rejected promise is left unawaited).
   const jobs = items.map(([name, x]) => toEntry(name, x));
   const entries = await Promise.all(jobs);
-  const meta: CheckpointMetadata = {
+  for (const e of entries) {
+    if (e.data instanceof Float32Array) {
+      const bad = e.data.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) {
+        throw new Error(
+          `saveCheckpoint: tensor "${e.name}" holds ${e.data[bad]} at element ${bad} ` +
+            `(a model with non-finite values is not saved)`,
+        );
+      }
+    }
+  }
+  const meta: Omit<CheckpointMetadata, "deflow.checksums"> = {
     "deflow.format": CHECKPOINT_FORMAT,
     "deflow.config": ckpt.config,
     "deflow.training": ckpt.training,
     ...(opt !== undefined ? { "deflow.adam": { step: opt.step } } : {}),
   };
-  const bytes = encodeSafetensors(entries, CheckpointMetadataCodec.encode(meta));
-  const tmp = `${path}.tmp-${randomSuffix()}`;
+  const raw = CheckpointMetadataCodec.encode(meta as CheckpointMetadata) as Record<string, string>;
+  const checksums = {
+    tensors: Object.fromEntries(entries.map((e) => [e.name, crc32Hex(crc32Of(e.data))])),
+    metadata: metadataCrc(raw),
+  };
+  const bytes = encodeSafetensors(entries, {
+    ...raw,
+    "deflow.checksums": JSON.stringify(checksums),
+  });
   try {
-    const file = await Deno.open(tmp, { write: true, createNew: true });
-    try {
-      let off = 0;
-      while (off < bytes.length) off += await file.write(bytes.subarray(off));
-      await file.syncData();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(tmp, path);
+    await writeFileAtomic(path, bytes);
   } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
     throw new Error(`saveCheckpoint: writing ${path} failed: ${(e as Error).message}`, {
       cause: e,
     });
   }
 };
 
+/**
+ * Check the stored checksums (format 2) of the metadata and of every tensor in `tensors`;
+ * format 1 has none. The error names the first tensor whose bytes changed.
+ */
+const verifyChecksums = (
+  where: string,
+  raw: Record<string, string>,
+  m: CheckpointMetadata,
+  tensors: ReadonlyMap<string, DecodedTensor>,
+): E.Either<Error, void> => {
+  const sums = m["deflow.checksums"];
+  if (sums === undefined) return E.right(undefined);
+  if (metadataCrc(raw) !== sums.metadata) {
+    return E.left(
+      new Error(`${where}: the metadata (config / training state) fails its checksum (corrupt)`),
+    );
+  }
+  for (const [name, d] of tensors) {
+    const want = sums.tensors[name];
+    if (want === undefined) return E.left(new Error(`${where}: tensor "${name}" has no checksum`));
+    if (crc32Hex(crc32Of(d.data)) !== want) {
+      return E.left(new Error(`${where}: tensor "${name}" fails its checksum (corrupt data)`));
+    }
+  }
+  const missing = Object.keys(sums.tensors).filter((k) => !tensors.has(k));
+  if (missing.length > 0) {
+    return E.left(new Error(`${where}: tensor "${missing[0]}" is listed but not stored`));
+  }
+  return E.right(undefined);
+};
+
+/** Every float finite (and ≥ 0 for Adam's second moments), or an error naming the tensor. */
+const verifyFinite = (
+  where: string,
+  name: string,
+  d: DecodedTensor,
+): E.Either<Error, DecodedTensor> => {
+  if (!(d.data instanceof Float32Array || d.data instanceof Float64Array)) return E.right(d);
+  const v = d.data;
+  const nonNeg = name === "adam.v" || name.startsWith("adam.v.");
+  for (let i = 0; i < v.length; i++) {
+    if (!Number.isFinite(v[i]) || (nonNeg && v[i] < 0)) {
+      return E.left(
+        new Error(`${where}: tensor "${name}" holds ${v[i]} at element ${i} (corrupt model)`),
+      );
+    }
+  }
+  return E.right(d);
+};
+
+const METADATA_KEYS = [
+  "deflow.format",
+  "deflow.config",
+  "deflow.training",
+  "deflow.adam",
+  "deflow.checksums",
+];
+
 const decodeMetadata = (
   where: string,
   metadata: Record<string, string>,
 ): E.Either<Error, CheckpointMetadata> => {
+  const unknown = Object.keys(metadata).filter((k) => !METADATA_KEYS.includes(k));
+  if (unknown.length > 0) {
+    return E.left(
+      new Error(`${where}: unknown metadata entry ${JSON.stringify(unknown[0])} (corrupt?)`),
+    );
+  }
   const r = CheckpointMetadataCodec.decode(metadata);
   return E.isLeft(r)
     ? E.left(new Error(`${where}: invalid checkpoint metadata: ${report(r.left)}`))
@@ -387,7 +490,7 @@ const expectTensor = (
       ),
     );
   }
-  return E.right(d);
+  return verifyFinite(where, name, d);
 };
 
 /**
@@ -416,6 +519,8 @@ export const loadCheckpoint = async <P extends ParamTree>(
   const meta = decodeMetadata(where, metadata);
   if (E.isLeft(meta)) return meta;
   const m = meta.right;
+  const sums = verifyChecksums(where, metadata, m, tensors);
+  if (E.isLeft(sums)) return sums;
 
   const plan: { data: DecodedTensor; like: tf.Tensor }[] = [];
   const expected = new Set<string>();
@@ -531,6 +636,12 @@ export const readCheckpointInfo = async (
   const { entries, metadata } = header.right;
   const meta = decodeMetadata(where, metadata);
   if (E.isLeft(meta)) return meta;
+  const sums = meta.right["deflow.checksums"];
+  if (sums !== undefined && metadataCrc(metadata) !== sums.metadata) {
+    return E.left(
+      new Error(`${where}: the metadata (config / training state) fails its checksum (corrupt)`),
+    );
+  }
   const params = entries.filter((e) => e.name === "params" || e.name.startsWith("params."));
   const adam = meta.right["deflow.adam"];
   return E.right({
