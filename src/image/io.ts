@@ -8,6 +8,16 @@
  * maximum value (16-bit data thus keeps its precision as floats). No colour management is
  * applied: values are the stored sRGB-encoded code values.
  *
+ * **Hostile files.** Before anything is decompressed, a PNG's chunk structure is walked:
+ * every chunk's CRC is checked, `IHDR` must come first and `IEND` last with nothing after
+ * it, and a truncated chunk is reported as such. The image size is read from the PNG
+ * `IHDR` or the JPEG frame header and refused above {@linkcode DEFAULT_MAX_PIXELS} (80
+ * megapixels; `maxPixels` raises it) before any pixel buffer is allocated.
+ *
+ * **Writing.** {@linkcode writePng} writes through a temporary file and a rename (see
+ * `io/atomic.ts`): never through a symbolic link at the destination, and an existing file
+ * is kept when `overwrite: false`.
+ *
  * @module
  */
 import { decode as decodePngRaw, encode as encodePngRaw } from "fast-png";
@@ -15,6 +25,114 @@ import jpeg from "jpeg-js";
 import { either as E } from "fp-ts";
 import { tf } from "../tf.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
+import { crc32 } from "../io/crc32.ts";
+import { type AtomicWriteOptions, writeFileAtomic } from "../io/atomic.ts";
+
+/** Largest decoded image accepted by default: 80 megapixels (about 1 GB as float RGB). */
+export const DEFAULT_MAX_PIXELS = 80_000_000;
+
+/** Options of {@linkcode decodeImage} and {@linkcode readImage}. */
+export interface DecodeOptions {
+  /** Largest `width · height` accepted (default {@linkcode DEFAULT_MAX_PIXELS}). */
+  readonly maxPixels?: number;
+}
+
+/** Why a file is refused before decoding: thrown inside decodeImage, reported as is. */
+class Refused extends Error {
+  constructor(message: string, readonly tooLarge = false) {
+    super(message);
+  }
+}
+
+const u32 = (b: Uint8Array, o: number): number =>
+  ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+
+const chunkName = (b: Uint8Array, o: number): string =>
+  String.fromCharCode(b[o], b[o + 1], b[o + 2], b[o + 3]).replace(/[^\x20-\x7e]/g, "?");
+
+const checkSize = (width: number, height: number, maxPixels: number): void => {
+  if (width < 1 || height < 1) throw new Refused(`image size ${width}×${height} is empty`);
+  if (width * height > maxPixels) {
+    throw new Refused(
+      `${width}×${height} is ${(width * height / 1e6).toFixed(1)} megapixels, over the ` +
+        `limit of ${maxPixels / 1e6} (raise maxPixels / --max-megapixels to accept it)`,
+      true,
+    );
+  }
+};
+
+/**
+ * Walk a PNG's chunks before decoding: CRCs, IHDR first, IEND last with nothing after it,
+ * no truncated chunk, and the size limit. Throws a {@linkcode Refused} with one line.
+ */
+const checkPngStructure = (b: Uint8Array, maxPixels: number): void => {
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (b.length < 8 || sig.some((v, i) => b[i] !== v)) {
+    throw new Refused("damaged PNG signature");
+  }
+  let off = 8;
+  let first = true;
+  while (true) {
+    if (off === b.length) throw new Refused("PNG has no IEND chunk (truncated file?)");
+    if (off + 12 > b.length) {
+      throw new Refused(`truncated PNG: ${b.length - off} stray bytes at byte ${off}`);
+    }
+    const len = u32(b, off);
+    const name = chunkName(b, off + 4);
+    if (len > 0x7fffffff || off + 12 + len > b.length) {
+      throw new Refused(
+        `truncated PNG: chunk "${name}" at byte ${off} declares ${len} bytes, ` +
+          `the file has ${Math.max(0, b.length - off - 12)} left`,
+      );
+    }
+    const want = u32(b, off + 8 + len);
+    if (crc32(b.subarray(off + 4, off + 8 + len)) !== want) {
+      throw new Refused(`PNG chunk "${name}" at byte ${off} fails its CRC check (corrupt file)`);
+    }
+    if (first) {
+      if (name !== "IHDR" || len !== 13) throw new Refused("PNG does not start with IHDR");
+      checkSize(u32(b, off + 8), u32(b, off + 12), maxPixels);
+      first = false;
+    }
+    off += 12 + len;
+    if (name === "IEND") {
+      if (off !== b.length) {
+        throw new Refused(`PNG has ${b.length - off} bytes after its IEND chunk`);
+      }
+      return;
+    }
+  }
+};
+
+/** The frame size in a JPEG's SOF header (found by walking the markers), checked. */
+const checkJpegSize = (b: Uint8Array, maxPixels: number): void => {
+  let off = 2;
+  while (off + 4 <= b.length) {
+    if (b[off] !== 0xff) throw new Refused(`corrupt JPEG: no marker at byte ${off}`);
+    const marker = b[off + 1];
+    if (marker === 0xff) {
+      off++;
+      continue;
+    }
+    if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      off += 2;
+      continue;
+    }
+    const len = (b[off + 2] << 8) | b[off + 3];
+    const sof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 &&
+      marker !== 0xcc;
+    if (sof) {
+      if (off + 9 > b.length) break;
+      const height = (b[off + 5] << 8) | b[off + 6];
+      const width = (b[off + 7] << 8) | b[off + 8];
+      checkSize(width, height, maxPixels);
+      return;
+    }
+    if (marker === 0xd9 || marker === 0xda) break; // end or scan before any frame header
+    off += 2 + len;
+  }
+  throw new Refused("truncated or corrupt JPEG: no frame header (SOF) found");
+};
 
 /** An RGB image: `data` is row-major, RGB interleaved, values nominally in [0, 1]. */
 export interface RgbImage {
@@ -81,7 +199,8 @@ const unpackBits = (
   return out;
 };
 
-const decodePngBytes = (bytes: Uint8Array): RgbImage => {
+const decodePngBytes = (bytes: Uint8Array, maxPixels: number): RgbImage => {
+  checkPngStructure(bytes, maxPixels);
   const png = decodePngRaw(bytes);
   const { width, height, depth } = png;
   const n = width * height;
@@ -137,8 +256,14 @@ const unpackBits8 = (
   return out;
 };
 
-const decodeJpegBytes = (bytes: Uint8Array): RgbImage => {
-  const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 2048 });
+const decodeJpegBytes = (bytes: Uint8Array, maxPixels: number): RgbImage => {
+  checkJpegSize(bytes, maxPixels);
+  const img = jpeg.decode(bytes, {
+    useTArray: true,
+    formatAsRGBA: true,
+    maxResolutionInMP: Math.max(1, maxPixels / 1e6),
+    maxMemoryUsageInMB: Math.max(2048, Math.ceil((maxPixels * 8) / 2 ** 20)),
+  });
   const n = img.width * img.height;
   const out = new Float32Array(n * 3);
   for (let i = 0; i < n; i++) {
@@ -149,23 +274,47 @@ const decodeJpegBytes = (bytes: Uint8Array): RgbImage => {
   return rgbImage(img.width, img.height, out);
 };
 
+/** An error's message with its causes (`a: b: c`), on one line. */
+const describeError = (e: unknown): string => {
+  const parts: string[] = [];
+  let cur: unknown = e;
+  for (let i = 0; i < 4 && cur !== undefined && cur !== null; i++) {
+    const m = (cur instanceof Error ? cur.message : String(cur)).split("\n")[0].trim()
+      .replace(/:$/, "");
+    if (m !== "" && !parts.includes(m)) parts.push(m);
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return parts.join(": ") || "unknown error";
+};
+
 /**
- * Decode PNG or JPEG bytes (format found from the signature, not the name).
+ * Decode PNG or JPEG bytes (format found from the signature, not the name). PNG chunk
+ * CRCs and structure and the image size (`maxPixels`) are checked before decoding.
  * `name` is only used in the error message.
  */
-export const decodeImage = (bytes: Uint8Array, name = "<bytes>"): E.Either<Error, RgbImage> => {
+export const decodeImage = (
+  bytes: Uint8Array,
+  name = "<bytes>",
+  options: DecodeOptions = {},
+): E.Either<Error, RgbImage> => {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   try {
-    if (isPng(bytes)) return E.right(decodePngBytes(bytes));
-    if (isJpeg(bytes)) return E.right(decodeJpegBytes(bytes));
+    if (isPng(bytes)) return E.right(decodePngBytes(bytes, maxPixels));
+    if (isJpeg(bytes)) return E.right(decodeJpegBytes(bytes, maxPixels));
     return E.left(new Error(`readImage: ${name}: not a PNG or JPEG file`));
   } catch (e) {
-    const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0];
-    return E.left(new Error(`readImage: ${name}: cannot decode (${msg})`));
+    if (e instanceof Refused && e.tooLarge) {
+      return E.left(new Error(`readImage: ${name}: too large to decode (${e.message})`));
+    }
+    return E.left(new Error(`readImage: ${name}: cannot decode (${describeError(e)})`));
   }
 };
 
 /** Read a PNG or JPEG file; a missing, unreadable or corrupt file gives `Left` naming it. */
-export const readImage = async (path: string): Promise<E.Either<Error, RgbImage>> => {
+export const readImage = async (
+  path: string,
+  options: DecodeOptions = {},
+): Promise<E.Either<Error, RgbImage>> => {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
@@ -173,7 +322,7 @@ export const readImage = async (path: string): Promise<E.Either<Error, RgbImage>
     const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0];
     return E.left(new Error(`readImage: ${path}: cannot read (${msg})`));
   }
-  return decodeImage(bytes, path);
+  return decodeImage(bytes, path, options);
 };
 
 /** {@linkcode readImage} that throws its error. */
@@ -193,24 +342,54 @@ export const encodePng = (img: RgbImage): Uint8Array => {
   return encodePngRaw({ width: img.width, height: img.height, data: bytes, channels: 3, depth: 8 });
 };
 
-/** Write an image as an 8-bit RGB PNG file (parent folder must exist). */
-export const writePng = async (path: string, img: RgbImage): Promise<void> => {
-  await Deno.writeFile(path, encodePng(img));
+/**
+ * Write an image as an 8-bit RGB PNG file (parent folder must exist), atomically through a
+ * temporary file and a rename: a symbolic link at `path` is replaced, never written
+ * through. With `overwrite: false` an existing `path` is an error and is kept.
+ */
+export const writePng = async (
+  path: string,
+  img: RgbImage,
+  options: AtomicWriteOptions = {},
+): Promise<void> => {
+  await writeFileAtomic(path, encodePng(img), options);
 };
 
-/** Image files (`.png`, `.jpg`, `.jpeg`, any case) directly in `dir`, full paths, sorted. */
+/**
+ * Image files (`.png`, `.jpg`, `.jpeg`, any case) directly in `dir`, full paths, sorted.
+ * Symbolic links to image files are followed (listed like files); a link whose target is
+ * missing or not a file is an error naming it, never silently skipped.
+ */
 export const listImages = async (dir: string): Promise<string[]> => {
   const names: string[] = [];
+  const sep = dir.endsWith("/") ? "" : "/";
   try {
     for await (const e of Deno.readDir(dir)) {
-      if (e.isFile && /\.(png|jpe?g)$/i.test(e.name)) names.push(e.name);
+      if (!/\.(png|jpe?g)$/i.test(e.name)) continue;
+      if (e.isFile) names.push(e.name);
+      else if (e.isSymlink) {
+        let target: Deno.FileInfo | undefined;
+        try {
+          target = await Deno.stat(`${dir}${sep}${e.name}`);
+        } catch {
+          target = undefined;
+        }
+        if (!target?.isFile) {
+          throw new Refused(
+            `${dir}${sep}${e.name} is a symbolic link to ${
+              target ? "something that is not a file" : "a missing file"
+            }`,
+          );
+        }
+        names.push(e.name);
+      }
     }
   } catch (e) {
+    if (e instanceof Refused) throw new Error(`listImages: ${e.message}`);
     const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0];
     throw new Error(`listImages: ${dir}: cannot list (${msg})`);
   }
   names.sort();
-  const sep = dir.endsWith("/") ? "" : "/";
   return names.map((n) => `${dir}${sep}${n}`);
 };
 
