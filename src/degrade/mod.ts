@@ -7,3 +7,4 @@ export * from "./types.ts";
 export * from "./noise.ts";
 export * from "./blur.ts";
 export * from "./jpeg.ts";
+export * from "./tone.ts";

@@ -7,3 +7,4 @@ export * from "./fft.ts";
 export * from "./stats.ts";
 export * from "./metrics.ts";
 export * from "./report.ts";
+export * from "./structure.ts";

@@ -1,0 +1,153 @@
+/**
+ * The fidelity table of one family: statistics of DeFlow samples, of fitted white noise and
+ * of a second sample of the true process (the floor), each as a distance to the real
+ * degradation of the same held-out clean crops (lower is better).
+ *
+ * @module
+ */
+import { tf } from "../../src/tf.ts";
+import { imagesToTensor, type RgbImage, tensorToImages } from "../../src/image/io.ts";
+import { compareSets, fitWhiteNoiseSigmas } from "../../src/eval/report.ts";
+import {
+  flatRegionNoise,
+  patchCovariance,
+  relativeFrobenius,
+  signalDependence,
+  signalDependenceDistance,
+} from "../../src/eval/structure.ts";
+
+/** Per-channel values. */
+export type Rgb3 = [number, number, number];
+
+/** What one method's samples measure (values), for the table's "values" part. */
+export interface MethodValues {
+  /** White-noise-equivalent noise std per channel (high-pass residual, unpaired). */
+  readonly noiseStd: Rgb3;
+  /** The same in the flattest quarter of the clean partners' 8×8 blocks. */
+  readonly flatNoise: Rgb3;
+  /** Mean of `degraded − clean` per channel. */
+  readonly residualMean: Rgb3;
+  /** Std of `degraded − clean` per channel. */
+  readonly residualStd: Rgb3;
+  /** 8×8 blockiness of the images. */
+  readonly blockiness: number;
+  /** Std of `degraded − clean` per clean-luminance bin. */
+  readonly signalStd: number[];
+}
+
+/** Distances of one method to the real degradation (lower is better). */
+export interface MethodDistances {
+  /** Max over channels of |g − r| / r, noise level. */
+  readonly noiseLevel: number;
+  /** Max over channels of |g − r| / r, flat-region noise level. */
+  readonly flatNoise: number;
+  /** Max over channels of |g − r|, residual mean. */
+  readonly residualMean: number;
+  /** Frobenius distance of the high-pass residual's channel correlations. */
+  readonly correlation: number;
+  /** Log-spectral distance (dB) of the high-pass residual spectra. */
+  readonly spectrum: number;
+  /** Mean |log ratio| of the signal-dependence curves. */
+  readonly signalDependence: number;
+  /** |g − r| of 8×8 blockiness. */
+  readonly blockiness: number;
+  /** Relative Frobenius distance of the 4×4×3 patch covariances of `degraded − clean`. */
+  readonly patchCov: number;
+  /** Max over channels of |g − r| / r, std of `degraded − clean`. */
+  readonly pairedStd: number;
+  /** Frobenius distance of the channel correlations of `degraded − clean`. */
+  readonly pairedCorrelation: number;
+  /** Log-spectral distance (dB) of the spectra of `degraded − clean`. */
+  readonly pairedSpectrum: number;
+}
+
+/** The statistics in table order, with labels. */
+export const distanceLabels: readonly [keyof MethodDistances, string][] = [
+  ["noiseLevel", "noise level (rel., worst channel)"],
+  ["flatNoise", "noise in flat regions (rel., worst ch.)"],
+  ["residualMean", "residual mean (abs., worst channel)"],
+  ["correlation", "cross-channel correlation (Frob.)"],
+  ["spectrum", "residual spectrum (LSD, dB)"],
+  ["signalDependence", "signal dependence (mean |log ratio|)"],
+  ["blockiness", "8×8 blockiness (abs.)"],
+  ["patchCov", "4×4 patch covariance (rel. Frob.)"],
+  ["pairedStd", "paired: std of y − x (rel., worst ch.)"],
+  ["pairedCorrelation", "paired: correlation of y − x (Frob.)"],
+  ["pairedSpectrum", "paired: spectrum of y − x (LSD, dB)"],
+];
+
+/** One method's row. */
+export interface MethodResult {
+  /** Measured values. */
+  readonly values: MethodValues;
+  /** Distances to the real degradation. */
+  readonly distances: MethodDistances;
+}
+
+const relMax = (g: readonly number[], r: readonly number[]) =>
+  Math.max(...[0, 1, 2].map((c) => Math.abs(g[c] - r[c]) / Math.max(r[c], 1e-12)));
+const absMax = (g: readonly number[], r: readonly number[]) =>
+  Math.max(...[0, 1, 2].map((c) => Math.abs(g[c] - r[c])));
+
+/** Values of one set of `(degraded, clean)` pairs. */
+export const measure = (deg: readonly RgbImage[], clean: readonly RgbImage[]): MethodValues => {
+  const rep = compareSets(deg, deg, clean);
+  return {
+    noiseStd: rep.generated.noiseStd,
+    flatNoise: flatRegionNoise(deg, clean),
+    residualMean: rep.generated.paired!.mean,
+    residualStd: rep.generated.paired!.std,
+    blockiness: rep.generated.blockiness,
+    signalStd: signalDependence(deg, clean).std,
+  };
+};
+
+/** Compare a method's samples with the real degradation of the same clean crops. */
+export const compareMethod = (
+  generated: readonly RgbImage[],
+  real: readonly RgbImage[],
+  clean: readonly RgbImage[],
+  realValues: MethodValues = measure(real, clean),
+): MethodResult => {
+  const rep = compareSets(generated, real, clean);
+  const values = measure(generated, clean);
+  const sdG = signalDependence(generated, clean), sdR = signalDependence(real, clean);
+  const p = rep.distances.paired!;
+  return {
+    values,
+    distances: {
+      noiseLevel: relMax(values.noiseStd, realValues.noiseStd),
+      flatNoise: relMax(values.flatNoise, realValues.flatNoise),
+      residualMean: absMax(values.residualMean, realValues.residualMean),
+      correlation: rep.distances.correlation,
+      spectrum: rep.distances.spectrumLsdDb,
+      signalDependence: signalDependenceDistance(sdG, sdR),
+      blockiness: rep.distances.blockiness,
+      patchCov: relativeFrobenius(patchCovariance(generated, clean), patchCovariance(real, clean)),
+      pairedStd: relMax(values.residualStd, realValues.residualStd),
+      pairedCorrelation: p.correlation,
+      pairedSpectrum: p.spectrumLsdDb,
+    },
+  };
+};
+
+/**
+ * The fitted white-noise baseline: `quantize8(clean + N(0, σ_c²))` with per-channel σ fitted
+ * on the unpaired training domains ({@linkcode fitWhiteNoiseSigmas}).
+ */
+export const whiteNoiseBaseline = async (
+  clean: readonly RgbImage[],
+  sigmas: Rgb3,
+  seed: number,
+): Promise<RgbImage[]> => {
+  const x = imagesToTensor(clean);
+  const y = tf.tidy(() => {
+    const n = tf.mul(tf.randomNormal(x.shape, 0, 1, "float32", seed), tf.tensor1d(sigmas));
+    return tf.div(tf.round(tf.mul(tf.clipByValue(tf.add(x, n), 0, 1), 255)), 255) as tf.Tensor4D;
+  });
+  const out = await tensorToImages(y);
+  tf.dispose([x, y]);
+  return out;
+};
+
+export { fitWhiteNoiseSigmas };
