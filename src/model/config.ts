@@ -3,7 +3,10 @@
  *
  * A config file may give any subset of fields; `decodeConfig` fills in the defaults and
  * returns `Left` with io-ts's path-level messages for anything malformed
- * (e.g. `Invalid value -1 supplied to : ModelConfig/steps: PositiveInt`).
+ * (e.g. `Invalid value -1 supplied to : ModelConfig/steps: PositiveInt`). Unknown fields are
+ * errors, not ignored (`ModelConfig: unknown field "stpes" (did you mean "steps"?)`), and
+ * values outside their sensible range are refused (`eps` and `conditionNoise` at most 1,
+ * `shiftInit` at most 10, `imageChannels` exactly 3).
  *
  * @module
  */
@@ -17,12 +20,6 @@ interface PositiveIntBrand {
 interface NonNegIntBrand {
   readonly NonNegInt: unique symbol;
 }
-interface PositiveBrand {
-  readonly Positive: unique symbol;
-}
-interface NonNegBrand {
-  readonly NonNeg: unique symbol;
-}
 
 /** An integer ≥ 1. */
 const PositiveInt: t.BrandC<t.NumberC, PositiveIntBrand> = t.brand(
@@ -35,18 +32,6 @@ const NonNegInt: t.BrandC<t.NumberC, NonNegIntBrand> = t.brand(
   t.number,
   (n): n is t.Branded<number, NonNegIntBrand> => Number.isInteger(n) && n >= 0,
   "NonNegInt",
-);
-/** A finite number > 0. */
-const Positive: t.BrandC<t.NumberC, PositiveBrand> = t.brand(
-  t.number,
-  (n): n is t.Branded<number, PositiveBrand> => Number.isFinite(n) && n > 0,
-  "Positive",
-);
-/** A finite number ≥ 0. */
-const NonNeg: t.BrandC<t.NumberC, NonNegBrand> = t.brand(
-  t.number,
-  (n): n is t.Branded<number, NonNegBrand> => Number.isFinite(n) && n >= 0,
-  "NonNeg",
 );
 
 /** The fields a config file may give (all optional; defaults fill the rest). */
@@ -79,7 +64,21 @@ export interface ModelConfigInput {
   readonly imageChannels?: number;
   /** See {@linkcode ModelConfig.shiftDataInit}. */
   readonly shiftDataInit?: boolean;
+  /** See {@linkcode ModelConfig.conditionResidual}. */
+  readonly conditionResidual?: boolean;
 }
+
+/** A finite number in `[min, max]` (`(min, max]` when `open`). */
+const NumberIn = (min: number, max: number, open: boolean): t.Type<number, number, unknown> => {
+  const ok = (u: unknown): u is number =>
+    typeof u === "number" && Number.isFinite(u) && (open ? u > min : u >= min) && u <= max;
+  return new t.Type<number, number, unknown>(
+    `a number in ${open ? "(" : "["}${min}, ${max}]`,
+    ok,
+    (u, c) => (ok(u) ? t.success(u) : t.failure(u, c)),
+    t.identity,
+  );
+};
 
 /** Conditional encoder sizes (RRDB family). */
 const EncoderFields = t.partial({
@@ -101,13 +100,14 @@ export const ModelConfigCodec: t.Decoder<unknown, ModelConfigInput> = t.exact(
     hidden: PositiveInt,
     injectorHidden: PositiveInt,
     conditionFactor: t.union([t.literal(2), t.literal(4), t.literal(8)]),
-    conditionNoise: NonNeg,
+    conditionNoise: NumberIn(0, 1, false),
     encoder: t.exact(EncoderFields),
     bins: PositiveInt,
-    eps: Positive,
-    shiftInit: Positive,
-    imageChannels: PositiveInt,
+    eps: NumberIn(0, 1, true),
+    shiftInit: NumberIn(0, 10, true),
+    imageChannels: t.literal(3),
     shiftDataInit: t.boolean,
+    conditionResidual: t.boolean,
   }),
   "ModelConfig",
 );
@@ -155,6 +155,15 @@ export interface ModelConfig {
   readonly shiftDataInit: boolean;
   /** Image channels. Default 3. */
   readonly imageChannels: number;
+  /**
+   * The flow models the residual `x − up(h₀)` of the image to its upsampled (bicubic)
+   * conditioning input instead of `x` itself. Default true. The condition fixes the
+   * content at its scale, so this takes brightness, colour and large structures out of
+   * the latents: with disjoint clean and degraded photo collections, the degraded
+   * domain's latent shift then learns the degradation, not the collections' content
+   * difference. Checkpoints written before this field existed load with `false`.
+   */
+  readonly conditionResidual: boolean;
 }
 
 /** The default configuration: small enough to train on a 2-core CPU in minutes. */
@@ -173,6 +182,7 @@ export const defaultConfig: ModelConfig = {
   shiftInit: 0.1,
   shiftDataInit: true,
   imageChannels: 3,
+  conditionResidual: true,
 };
 
 /** The sizes of the authors' configuration (NTIRE/AIM): L 3, K 16, hidden 64, RRDB 64/23/32. */
@@ -207,14 +217,89 @@ const semanticErrors = (c: ModelConfig): string[] => {
   return errs;
 };
 
+const FIELDS: readonly string[] = [
+  "levels",
+  "steps",
+  "transitionSteps",
+  "splitLevels",
+  "hidden",
+  "injectorHidden",
+  "conditionFactor",
+  "conditionNoise",
+  "encoder",
+  "bins",
+  "eps",
+  "shiftInit",
+  "imageChannels",
+  "shiftDataInit",
+  "conditionResidual",
+];
+const ENCODER_FIELDS: readonly string[] = ["nf", "nb", "gc"];
+
+/** Edit distance (for "did you mean"). */
+const distance = (a: string, b: string): number => {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(
+        d[i - 1][j] + 1,
+        d[i][j - 1] + 1,
+        d[i - 1][j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1),
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+};
+
+const unknownFields = (where: string, u: unknown, known: readonly string[]): string[] => {
+  if (typeof u !== "object" || u === null || Array.isArray(u)) return [];
+  return Object.keys(u).filter((k) => !known.includes(k)).map((k) => {
+    const near = known.filter((f) =>
+      distance(k, f) <= 2
+    ).sort((a, b) => distance(k, a) - distance(k, b))[0];
+    return `${where}: unknown field ${JSON.stringify(k)}${
+      near ? ` (did you mean ${JSON.stringify(near)}?)` : ""
+    }`;
+  });
+};
+
+/** Fields the codec does not know (typos), and the one value with a dedicated message. */
+const strictErrors = (input: unknown): string[] => {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) return [];
+  const o = input as Record<string, unknown>;
+  const errs = [
+    ...unknownFields("ModelConfig", o, FIELDS),
+    ...unknownFields("ModelConfig/encoder", o.encoder, ENCODER_FIELDS),
+  ];
+  if ("imageChannels" in o && o.imageChannels !== 3) {
+    errs.push(
+      `ModelConfig/imageChannels: must be 3 (only RGB images are supported), got ${
+        JSON.stringify(o.imageChannels)
+      }`,
+    );
+  }
+  return errs;
+};
+
 /**
  * Validate a configuration (any subset of fields) and fill in defaults. `Left` holds
- * one message per problem, with the field path.
+ * one message per problem, with the field path; unknown fields are problems too.
  */
 export const decodeConfig = (input: unknown): E.Either<string[], ModelConfig> =>
   F.pipe(
-    ModelConfigCodec.decode(input ?? {}),
-    E.mapLeft((errors) => PathReporter.report(E.left(errors))),
+    strictErrors(input).length > 0
+      ? E.left<string[], unknown>(strictErrors(input))
+      : E.right<string[], unknown>(input ?? {}),
+    E.chain((u) =>
+      F.pipe(
+        ModelConfigCodec.decode(u),
+        E.mapLeft((errors) => PathReporter.report(E.left(errors))),
+      )
+    ),
     E.map((partial): ModelConfig => ({
       ...defaultConfig,
       splitLevels: Array.from(
@@ -242,3 +327,15 @@ export const configOrThrow = (input: unknown): ModelConfig =>
 /** Plain JSON form of a config (for checkpoints and reports). */
 export const configToJson = (c: ModelConfig): Record<string, unknown> =>
   JSON.parse(JSON.stringify(c));
+
+/**
+ * Decode a configuration stored in a checkpoint: as {@linkcode decodeConfig}, but fields
+ * added after the checkpoint was written take the value that reproduces the old model
+ * (`conditionResidual: false`), not today's default.
+ */
+export const decodeStoredConfig = (stored: unknown): E.Either<string[], ModelConfig> =>
+  decodeConfig(
+    typeof stored === "object" && stored !== null && !Array.isArray(stored)
+      ? { conditionResidual: false, ...stored }
+      : stored,
+  );
