@@ -68,6 +68,18 @@ export const numArg = (min: number, inclusive = false): t.Type<number, string> =
     false,
   );
 
+/** A finite number in `(min, max]` given as text. */
+export const numRangeArg = (min: number, max: number): t.Type<number, string> =>
+  numberFrom(`a number in (${min}, ${max}]`, (n) => n > min && n <= max, false);
+
+/** A power of two in `[min, max]` given as text. */
+export const powerOfTwoArg = (min: number, max: number): t.Type<number, string> =>
+  numberFrom(
+    `a power of 2 in [${min}, ${max}]`,
+    (n) => n >= min && n <= max && (n & (n - 1)) === 0,
+    true,
+  );
+
 /** A non-empty string. */
 export const textArg: t.Type<string, string, unknown> = new t.Type<string, string, unknown>(
   "a non-empty value",

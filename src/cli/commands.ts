@@ -15,18 +15,33 @@ import { foldIn } from "../core/random.ts";
 import { configToJson, decodeConfig, defaultConfig, type ModelConfig } from "../model/config.ts";
 import { degrade, prepareSampler, restore, type SampleOptions } from "../model/sample.ts";
 import {
+  DEFAULT_MAX_PIXELS,
   imageToTensor,
   listImages,
   readImage,
   type RgbImage,
   tensorToImages,
+  toBytes,
   writePng,
 } from "../image/io.ts";
+import { OutputExistsError, writeTextFileAtomic } from "../io/atomic.ts";
+import { availableMemoryBytes, memoryProblem, WASM_MEMORY_BYTES } from "./memory.ts";
 import { compareSets, formatReportTable } from "../eval/mod.ts";
 import { CHECKPOINT_FILE, terminalProgress, train, trainDefaults } from "../train/loop.ts";
 import { checkCropFits } from "../train/sampler.ts";
 import { sizeMultiple } from "../model/layout.ts";
-import { CliError, type CommandSpec, flagArg, intArg, numArg, oneOf, textArg } from "./args.ts";
+import {
+  CliError,
+  type CommandSpec,
+  flagArg,
+  intArg,
+  numArg,
+  numRangeArg,
+  oneOf,
+  powerOfTwoArg,
+  textArg,
+  UsageError,
+} from "./args.ts";
 import { loadModel, readModelInfo } from "./model.ts";
 
 const backendOption = {
@@ -34,6 +49,16 @@ const backendOption = {
   value: "NAME",
   help: "tfjs backend: wasm, webgpu, cpu or auto (default: DEFLOW_BACKEND or auto)",
 } as const;
+
+const maxMegapixelsOption = {
+  codec: numArg(0),
+  value: "N",
+  help: `largest image accepted, in megapixels (default ${DEFAULT_MAX_PIXELS / 1e6})`,
+} as const;
+
+const decodeOptions = (mp: number | undefined) => ({
+  maxPixels: mp === undefined ? DEFAULT_MAX_PIXELS : Math.round(mp * 1e6),
+});
 
 /** Options of `deflow train`. */
 export interface TrainArgs {
@@ -47,6 +72,10 @@ export interface TrainArgs {
   readonly out?: string;
   /** Resume from `<out>/checkpoint.safetensors`. */
   readonly resume?: boolean;
+  /** Start a new run over an existing one in `out`. */
+  readonly force?: boolean;
+  /** Largest image accepted, in megapixels. */
+  readonly "max-megapixels"?: number;
   /** Total iterations. */
   readonly iterations?: number;
   /** Batch size. */
@@ -81,7 +110,15 @@ export const trainSpec: CommandSpec = {
     degraded: { codec: textArg, required: true, value: "DIR", help: "folder of degraded images" },
     config: { codec: textArg, value: "FILE", help: "model config JSON (default: built-in)" },
     out: { codec: textArg, value: "DIR", help: `output folder (default ${DEFAULT_OUT})` },
-    resume: { codec: flagArg, help: "continue from <out>/checkpoint.safetensors" },
+    resume: {
+      codec: flagArg,
+      help: "continue from <out>/checkpoint.safetensors (seed, batch, crop, config and " +
+        "images must be unchanged; --lr may change)",
+    },
+    force: {
+      codec: flagArg,
+      help: "start a new run even though <out> holds one (its files are replaced)",
+    },
     iterations: {
       codec: intArg(1),
       value: "N",
@@ -89,7 +126,7 @@ export const trainSpec: CommandSpec = {
     },
     batch: { codec: intArg(1), value: "N", help: "batch size (default 8)" },
     crop: { codec: intArg(1), value: "N", help: "crop side, a multiple of 2^levels (default 64)" },
-    lr: { codec: numArg(0), value: "X", help: "base learning rate (default 5e-4)" },
+    lr: { codec: numRangeArg(0, 1), value: "X", help: "base learning rate (default 5e-4)" },
     seed: { codec: intArg(0, 0xffffffff), value: "S", help: "random seed (default 0)" },
     normalize: {
       codec: flagArg,
@@ -105,6 +142,7 @@ export const trainSpec: CommandSpec = {
       value: "N",
       help: "consecutive non-finite losses that abort (default 100)",
     },
+    "max-megapixels": maxMegapixelsOption,
     backend: backendOption,
   },
 };
@@ -123,6 +161,7 @@ const dirExists = async (dir: string, option: string): Promise<void> => {
 export const readFolder = async (
   dir: string,
   option: string,
+  maxMegapixels?: number,
 ): Promise<{ images: RgbImage[]; names: string[] }> => {
   await dirExists(dir, option);
   let names: string[];
@@ -134,7 +173,7 @@ export const readFolder = async (
   if (names.length === 0) throw new CliError(`${option}: no PNG or JPEG images in "${dir}"`);
   const images: RgbImage[] = [];
   for (const n of names) {
-    const r = await readImage(n);
+    const r = await readImage(n, decodeOptions(maxMegapixels));
     if (E.isLeft(r)) throw new CliError(r.left.message);
     images.push(r.right);
   }
@@ -167,30 +206,95 @@ const fileExists = async (path: string): Promise<boolean> => {
   }
 };
 
+/** What is at `path` without following a link: "missing", "folder", or "other". */
+const pathKind = async (path: string): Promise<"missing" | "folder" | "other"> => {
+  try {
+    return (await Deno.lstat(path)).isDirectory ? "folder" : "other";
+  } catch {
+    return "missing";
+  }
+};
+
+/** `--out` must be a folder or not exist yet. */
+const checkOutFolder = async (dir: string): Promise<void> => {
+  const kind = await pathKind(dir);
+  if (kind === "other") {
+    let what = "a file";
+    try {
+      if ((await Deno.lstat(dir)).isSymlink) {
+        what = (await Deno.stat(dir).then((i) => i.isDirectory).catch(() => false))
+          ? ""
+          : "a symbolic link that is not to a folder";
+      }
+    } catch {
+      // keep "a file"
+    }
+    if (what !== "") throw new CliError(`--out: "${dir}" is ${what}, not a folder`);
+  }
+};
+
+const makeOutFolder = async (dir: string): Promise<void> => {
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw new CliError(`--out: cannot create the folder "${dir}" (${firstLine(e)})`);
+  }
+};
+
+const firstLine = (e: unknown): string =>
+  (e instanceof Error ? e.message : String(e)).split("\n")[0];
+
 const out = (s: string) => console.log(s);
 
 /** `deflow train`. */
 export const runTrain = async (a: TrainArgs): Promise<number> => {
   const outDir = a.out ?? DEFAULT_OUT;
   const ckpt = `${outDir}/${CHECKPOINT_FILE}`;
+  if (a.resume && a.force) throw new UsageError("train: --resume and --force exclude each other");
+  await checkOutFolder(outDir);
   const config = a.config ? await readConfigFile(a.config) : undefined;
   let effective = config ?? defaultConfig;
-  let savedCrop: number | undefined;
+  let savedRun: { crop?: unknown; batch?: unknown; seed?: unknown } | undefined;
   if (a.resume) {
     if (!(await fileExists(ckpt))) {
       throw new CliError(`--resume: no checkpoint at "${ckpt}"`);
     }
     const mi = await readModelInfo(ckpt); // fails early on a corrupt checkpoint
     if (config && canonicalJson(config) !== canonicalJson(mi.config)) {
-      throw new CliError(`--config: differs from the config stored in "${ckpt}"`);
+      throw new CliError(
+        `--config: differs from the config stored in "${ckpt}" (a resumed run keeps its ` +
+          `model; start a new run with --force to change it)`,
+      );
     }
     effective = mi.config;
-    const run = (mi.info.training as unknown as { run?: { crop?: unknown } }).run;
-    if (typeof run?.crop === "number") savedCrop = run.crop;
+    savedRun = (mi.info.training as unknown as { run?: typeof savedRun }).run;
+    const changed = (["seed", "batch", "crop"] as const).filter((k) =>
+      a[k] !== undefined && typeof savedRun?.[k] === "number" && a[k] !== savedRun[k]
+    );
+    if (changed.length > 0) {
+      throw new CliError(
+        `--resume: ${
+          changed.map((k) => `--${k} ${a[k]} differs from the run's ${savedRun![k]}`).join(", ")
+        } (only --lr and --iterations may change; start a new run with --force)`,
+      );
+    }
+  } else if (await pathKind(ckpt) !== "missing" && !a.force) {
+    let at = "";
+    try {
+      const mi = await readModelInfo(ckpt);
+      at = ` at step ${mi.info.training.step}`;
+    } catch {
+      // an unreadable checkpoint is still a run not to replace silently
+    }
+    throw new CliError(
+      `--out: "${outDir}" already holds a run (checkpoint${at}); continue it with --resume, ` +
+        `or replace it with --force`,
+    );
   }
-  const clean = await readFolder(a.clean, "--clean");
-  const degraded = await readFolder(a.degraded, "--degraded");
+  const clean = await readFolder(a.clean, "--clean", a["max-megapixels"]);
+  const degraded = await readFolder(a.degraded, "--degraded", a["max-megapixels"]);
   // Check the crop before starting the backend, so that errors stay one line.
+  const savedCrop = typeof savedRun?.crop === "number" ? savedRun.crop : undefined;
   const crop = a.crop ?? savedCrop ?? trainDefaults.crop;
   const m = sizeMultiple(effective);
   if (crop % m !== 0) {
@@ -202,15 +306,40 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
   } catch (e) {
     throw new CliError(`--crop: ${(e as Error).message}`);
   }
-  await initBackend({ backend: a.backend });
+  const batch = a.batch ??
+    (typeof savedRun?.batch === "number" ? savedRun.batch : trainDefaults.batch);
+  const system = availableMemoryBytes();
+  const tooBig = system === undefined
+    ? undefined
+    : memoryProblem(effective, batch, crop, system, "this machine can give (80% of its memory)");
+  if (tooBig) throw new CliError(tooBig);
+  const backend = await initBackend({ backend: a.backend });
+  if (backend.backend === "wasm") {
+    const w = memoryProblem(effective, batch, crop, WASM_MEMORY_BYTES, "the wasm backend can use");
+    if (w) throw new CliError(w);
+  }
+  if (a.force) {
+    for (const f of [CHECKPOINT_FILE, "loss.json", "loss.png"]) {
+      await Deno.remove(`${outDir}/${f}`).catch(() => {});
+    }
+  }
   const controller = new AbortController();
-  const onSigint = () => controller.abort();
-  let listening = false;
-  try {
-    Deno.addSignalListener("SIGINT", onSigint);
-    listening = true;
-  } catch {
-    // signals unsupported here
+  let signal: Deno.Signal | undefined;
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((sig) => {
+    const h = () => {
+      signal ??= sig;
+      controller.abort();
+    };
+    return [sig, h] as const;
+  });
+  const listening: (readonly [Deno.Signal, () => void])[] = [];
+  for (const [sig, h] of handlers) {
+    try {
+      Deno.addSignalListener(sig, h);
+      listening.push([sig, h]);
+    } catch {
+      // signals unsupported here
+    }
   }
   try {
     const r = await train({
@@ -234,13 +363,16 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
     });
     disposeParams(r.params);
     if (r.interrupted) {
-      out(`interrupted at step ${r.step}; checkpoint ${r.checkpoint}; continue with --resume`);
-      return 130;
+      out(
+        `interrupted${signal ? ` by ${signal}` : ""} at step ${r.step}; checkpoint ` +
+          `${r.checkpoint}; continue with --resume`,
+      );
+      return signal === "SIGTERM" ? 143 : 130;
     }
     out(`trained ${r.step} steps; checkpoint ${r.checkpoint}`);
     return 0;
   } finally {
-    if (listening) Deno.removeSignalListener("SIGINT", onSigint);
+    for (const [sig, h] of listening) Deno.removeSignalListener(sig, h);
   }
 };
 
@@ -260,6 +392,10 @@ export interface SampleArgs {
   readonly samples?: number;
   /** Tile side. */
   readonly tile?: number;
+  /** Replace existing output files. */
+  readonly overwrite?: boolean;
+  /** Largest image accepted, in megapixels. */
+  readonly "max-megapixels"?: number;
   /** Backend. */
   readonly backend?: BackendName | "auto";
 }
@@ -276,6 +412,8 @@ const sampleOptions = (what: string) => ({
   seed: { codec: intArg(0, 0xffffffff), value: "S", help: "random seed (default 0)" },
   samples: { codec: intArg(1), value: "N", help: "samples per image (default 1)" },
   tile: { codec: intArg(16), value: "N", help: "tile side in pixels (default 512)" },
+  overwrite: { codec: flagArg, help: "replace existing output files (default: refuse)" },
+  "max-megapixels": maxMegapixelsOption,
   backend: backendOption,
 });
 
@@ -302,16 +440,66 @@ const hash32 = (s: string): number => {
 
 const stem = (path: string): string => path.replace(/^.*\//, "").replace(/\.[^.]+$/, "");
 
+/** Input files whose outputs would have the same name (`a.png`, `a.jpg`), or none. */
+const collisions = (names: readonly string[]): string[] | undefined => {
+  const byStem = new Map<string, string[]>();
+  for (const n of names) byStem.set(stem(n), [...(byStem.get(stem(n)) ?? []), n]);
+  return [...byStem.values()].find((g) => g.length > 1);
+};
+
+const listNames = (ns: readonly string[]): string => {
+  const q = ns.map((n) => `"${n.replace(/^.*\//, "")}"`);
+  return q.length <= 2 ? q.join(" and ") : `${q.slice(0, -1).join(", ")} and ${q.at(-1)}`;
+};
+
+/**
+ * Why a sampled image must not be written: non-finite values, or a constant image (after
+ * 8-bit quantisation) from an input that is not constant. `undefined` when it is fine.
+ */
+export const badOutput = (input: RgbImage, output: RgbImage): string | undefined => {
+  const bad = output.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) return `non-finite values (${output.data[bad]} at sample ${bad})`;
+  const constant = (d: Float32Array): boolean => {
+    const first = [toBytes(d[0]), toBytes(d[1]), toBytes(d[2])];
+    for (let i = 0; i < d.length; i++) if (toBytes(d[i]) !== first[i % 3]) return false;
+    return true;
+  };
+  if (constant(output.data) && !constant(input.data)) {
+    const rgb = [0, 1, 2].map((c) => toBytes(output.data[c])).join(", ");
+    return `a constant image (every pixel ${rgb}) from an input that is not constant`;
+  }
+  return undefined;
+};
+
 /** `deflow degrade` / `deflow restore`. */
 export const runSample = async (a: SampleArgs, mode: "degrade" | "restore"): Promise<number> => {
-  const { images, names } = await readFolder(a.in, "--in");
+  await checkOutFolder(a.out);
+  const { images, names } = await readFolder(a.in, "--in", a["max-megapixels"]);
+  const clash = collisions(names);
+  if (clash) {
+    throw new CliError(
+      `--in: ${listNames(clash)} would all be written as ${stem(clash[0])}_s<k>.png; ` +
+        `rename them so that their names differ before the extension`,
+    );
+  }
+  const samples = a.samples ?? 1;
+  if (!a.overwrite) {
+    for (const n of names) {
+      for (let k = 0; k < samples; k++) {
+        const p = `${a.out}/${stem(n)}_s${k}.png`;
+        if (await pathKind(p) !== "missing") {
+          throw new CliError(`--out: "${p}" already exists; use --overwrite to replace it`);
+        }
+      }
+    }
+  }
   if (!(await fileExists(a.model))) throw new CliError(`--model: no file at "${a.model}"`);
   await readModelInfo(a.model); // a corrupt checkpoint fails before the backend starts
   await initBackend({ backend: a.backend });
   const model = await loadModel(a.model);
   const sampler = await prepareSampler(model.params, model.config, model.normalization);
   try {
-    await Deno.mkdir(a.out, { recursive: true });
+    await makeOutFolder(a.out);
     let written = 0;
     const started = performance.now();
     for (let i = 0; i < images.length; i++) {
@@ -329,7 +517,22 @@ export const runSample = async (a: SampleArgs, mode: "degrade" | "restore"): Pro
         outs = mode === "degrade" ? degrade(sampler, x, opts) : restore(sampler, x, opts);
         for (let k = 0; k < outs.length; k++) {
           const [img] = await tensorToImages(outs[k]);
-          await writePng(`${a.out}/${name}_s${k}.png`, img);
+          const why = badOutput(images[i], img);
+          if (why) {
+            throw new CliError(
+              `${names[i]}: the model produced ${why}; nothing written for it (is "${a.model}" ` +
+                `a trained, intact checkpoint?)`,
+            );
+          }
+          const path = `${a.out}/${name}_s${k}.png`;
+          try {
+            await writePng(path, img, { overwrite: a.overwrite ?? false });
+          } catch (e) {
+            if (e instanceof OutputExistsError) {
+              throw new CliError(`--out: "${path}" already exists; use --overwrite to replace it`);
+            }
+            throw new CliError(`--out: cannot write "${path}" (${firstLine(e)})`);
+          }
           written++;
         }
       } finally {
@@ -442,6 +645,10 @@ export interface EvaluateArgs {
   readonly json?: string;
   /** Spectrum patch size. */
   readonly patch?: number;
+  /** Replace an existing JSON report. */
+  readonly overwrite?: boolean;
+  /** Largest image accepted, in megapixels. */
+  readonly "max-megapixels"?: number;
 }
 
 /** `deflow evaluate` options. */
@@ -457,7 +664,13 @@ export const evaluateSpec: CommandSpec = {
       help: "clean partners, matched by name (<name>_s<k>.png ↔ <name>.*): adds paired stats",
     },
     json: { codec: textArg, value: "FILE", help: "also write the full report as JSON" },
-    patch: { codec: intArg(8), value: "N", help: "spectrum patch size (default 32)" },
+    patch: {
+      codec: powerOfTwoArg(8, 4096),
+      value: "N",
+      help: "spectrum patch size, a power of 2 (default 32)",
+    },
+    overwrite: { codec: flagArg, help: "replace an existing --json file (default: refuse)" },
+    "max-megapixels": maxMegapixelsOption,
   },
 };
 
@@ -480,9 +693,26 @@ const partners = (
 
 /** `deflow evaluate`. */
 export const runEvaluate = async (a: EvaluateArgs): Promise<number> => {
-  const gen = await readFolder(a.generated, "--generated");
-  const real = await readFolder(a.real, "--real");
-  const clean = a.clean ? await readFolder(a.clean, "--clean") : undefined;
+  if (a.json && !a.overwrite && await pathKind(a.json) !== "missing") {
+    throw new CliError(`--json: "${a.json}" already exists; use --overwrite to replace it`);
+  }
+  const mp = a["max-megapixels"];
+  const gen = await readFolder(a.generated, "--generated", mp);
+  const real = await readFolder(a.real, "--real", mp);
+  const clean = a.clean ? await readFolder(a.clean, "--clean", mp) : undefined;
+  const patch = a.patch ?? 32;
+  for (const [opt, set] of [["--generated", gen], ["--real", real]] as const) {
+    // The spectrum uses patch × patch tiles of the high-pass residual, 2 px smaller a side.
+    const fits = set.images.some((im) => im.width - 2 >= patch && im.height - 2 >= patch);
+    if (!fits) {
+      const big = set.images.reduce((m, im) => Math.max(m, Math.min(im.width, im.height)), 0);
+      throw new CliError(
+        `${opt}: every image is too small for the ${patch}×${patch} spectrum patch (its ` +
+          `high-pass residual is 2 px smaller: the largest here gives ${big - 2} px); ` +
+          `use --patch ${2 ** Math.floor(Math.log2(Math.max(8, big - 2)))} or larger images`,
+      );
+    }
+  }
   let genClean: RgbImage[] | undefined;
   let realClean: RgbImage[] | null | undefined;
   if (clean) {
@@ -506,9 +736,11 @@ export const runEvaluate = async (a: EvaluateArgs): Promise<number> => {
   out(formatReportTable(report));
   if (a.json) {
     try {
-      await Deno.writeTextFile(a.json, JSON.stringify(report, null, 1));
+      await writeTextFileAtomic(a.json, JSON.stringify(report, null, 1), {
+        overwrite: a.overwrite ?? false,
+      });
     } catch (e) {
-      throw new CliError(`--json: cannot write "${a.json}" (${(e as Error).message})`);
+      throw new CliError(`--json: cannot write "${a.json}" (${firstLine(e)})`);
     }
   }
   return 0;

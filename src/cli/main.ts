@@ -4,7 +4,8 @@
  *
  * Commands: `train`, `degrade`, `restore`, `info`, `evaluate`; `--help` on each. Errors
  * print one line on stderr (`deflow: …`) and exit with code 1, or 2 for a bad command
- * line; an interrupted `train` (Ctrl-C) writes a checkpoint and exits with 130.
+ * line; an interrupted `train` (Ctrl-C, or SIGTERM) writes a checkpoint and exits with 130
+ * (143 for SIGTERM).
  *
  * @module
  */

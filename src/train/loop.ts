@@ -18,7 +18,18 @@
  *
  * **Files** (with `outDir`): `checkpoint.safetensors` (every `checkpointEvery` steps, when
  * interrupted, and at the end), `loss.json` (the loss history and run settings) and
- * `loss.png` (the loss curves: clean blue, degraded red, bits/dim against step).
+ * `loss.png` (the loss curves: clean blue, degraded red, bits/dim against step), each
+ * written atomically (temporary file + rename); temporary files left by a killed run are
+ * removed when the next run starts in `outDir`.
+ *
+ * **Resuming** refuses a different seed, batch, crop, model config or training images
+ * (compared by a fingerprint of their pixels stored in the checkpoint) and names each
+ * difference; the learning rate and the iteration count may change (each learning-rate
+ * change is recorded in the training state's `lrChanges`).
+ *
+ * **Failed training** is an error, not a result: `maxSkips` consecutive non-finite steps
+ * abort the run, and so does a run in which more than half of the steps were skipped
+ * (checked before every checkpoint and at the end, so such a model is never saved).
  *
  * @module
  */
@@ -28,7 +39,14 @@ import { t } from "../iots.ts";
 import { tf } from "../tf.ts";
 import { disposeParams } from "../core/params.ts";
 import { foldIn } from "../core/random.ts";
-import { configToJson, decodeConfig, defaultConfig, type ModelConfig } from "../model/config.ts";
+import { removeStaleTemps, writeTextFileAtomic } from "../io/atomic.ts";
+import {
+  configToJson,
+  decodeConfig,
+  decodeStoredConfig,
+  defaultConfig,
+  type ModelConfig,
+} from "../model/config.ts";
 import { conditionInput } from "../model/conditioning.ts";
 import { sizeMultiple } from "../model/layout.ts";
 import { type DeflowParams, initActNorms, initParams } from "../model/network.ts";
@@ -216,6 +234,12 @@ const RunSettingsCodec = t.type({
 const NullableNumber = t.union([t.number, t.null]);
 
 /** The loop's extra fields in the checkpoint's training state. */
+/** Fingerprints of the training images (see {@linkcode imagesFingerprint}). */
+const DataCodec = t.type({ clean: t.string, degraded: t.string }, "DataFingerprint");
+
+/** A learning-rate change made when resuming: from `step` on, the base rate is `lr`. */
+const LrChangeCodec = t.type({ step: t.number, lr: t.number }, "LrChange");
+
 const LoopStateCodec = t.intersection([
   t.type({
     run: RunSettingsCodec,
@@ -223,11 +247,37 @@ const LoopStateCodec = t.intersection([
     consecutiveSkips: t.number,
     sampler: SamplerStateCodec,
   }),
-  t.partial({ normalization: DomainNormalizationCodec }),
+  t.partial({
+    normalization: DomainNormalizationCodec,
+    data: DataCodec,
+    lrChanges: t.array(LrChangeCodec),
+  }),
 ], "DeflowTrainingState");
+
+/**
+ * A fingerprint of a set of images (count, sizes and every pixel value, FNV-1a over the
+ * float bits) as `"<count>:<8 hex digits>"`: resuming with other images is refused.
+ */
+export const imagesFingerprint = (images: readonly RgbImage[]): string => {
+  let h = 0x811c9dc5;
+  const mixIn = (v: number) => {
+    h = Math.imul(h ^ (v & 0xff), 0x01000193);
+    h = Math.imul(h ^ ((v >>> 8) & 0xff), 0x01000193);
+    h = Math.imul(h ^ ((v >>> 16) & 0xff), 0x01000193);
+    h = Math.imul(h ^ (v >>> 24), 0x01000193);
+  };
+  for (const im of images) {
+    mixIn(im.width);
+    mixIn(im.height);
+    const bits = new Uint32Array(im.data.buffer, im.data.byteOffset, im.data.length);
+    for (let i = 0; i < bits.length; i++) mixIn(bits[i]);
+  }
+  return `${images.length}:${(h >>> 0).toString(16).padStart(8, "0")}`;
+};
 
 /** Where a run stands (what a checkpoint holds besides the tensors). */
 interface LoopState {
+  lrChanges: { step: number; lr: number }[];
   step: number;
   stepSeed: number;
   sampler: SamplerState;
@@ -281,7 +331,7 @@ const loadForResume = async (path: string): Promise<{
 }> => {
   const info = await readCheckpointInfo(path);
   if (E.isLeft(info)) return fail(`cannot resume: ${info.left.message}`);
-  const cfg = decodeConfig(info.right.config);
+  const cfg = decodeStoredConfig(info.right.config);
   if (E.isLeft(cfg)) {
     return fail(`cannot resume: ${path} holds an invalid model config: ${cfg.left.join("; ")}`);
   }
@@ -329,6 +379,7 @@ const writeArtifacts = async (
   run: RunSettings,
   loop: LoopState,
   normalization: DomainNormalization | undefined,
+  data: t.TypeOf<typeof DataCodec>,
 ): Promise<string> => {
   const path = `${outDir}/${CHECKPOINT_FILE}`;
   const fin = (v: number) => (Number.isFinite(v) ? v : null);
@@ -341,6 +392,8 @@ const writeArtifacts = async (
     ema: { clean: fin(loop.ema.clean), degraded: fin(loop.ema.degraded) },
     consecutiveSkips: loop.consecutiveSkips,
     ...(normalization ? { normalization } : {}),
+    data,
+    ...(loop.lrChanges.length > 0 ? { lrChanges: loop.lrChanges } : {}),
   };
   await saveCheckpoint(path, {
     params: state.params,
@@ -348,7 +401,7 @@ const writeArtifacts = async (
     config: configToJson(config),
     training,
   });
-  await Deno.writeTextFile(
+  await writeTextFileAtomic(
     `${outDir}/loss.json`,
     JSON.stringify({ step: loop.step, run, unit: "bits/dim", history: loop.history }, null, 1),
   );
@@ -387,7 +440,36 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
       if (options.config !== undefined && !sameJson(options.config, config)) {
         fail(`the model config differs from the one in ${options.resumeFrom}`);
       }
-      run = resolveSettings(options, resumed.loop.run);
+      const saved = resumed.loop.run;
+      const diffs: string[] = [];
+      for (const k of ["seed", "batch", "crop"] as const) {
+        const v = options[k];
+        if (v !== undefined && v !== saved[k]) {
+          diffs.push(`${k} ${v} differs from the run's ${saved[k]}`);
+        }
+      }
+      const savedData = resumed.loop.data;
+      if (savedData !== undefined) {
+        const now = {
+          clean: imagesFingerprint(options.clean),
+          degraded: imagesFingerprint(options.degraded),
+        };
+        for (const k of ["clean", "degraded"] as const) {
+          if (now[k] !== savedData[k]) {
+            diffs.push(
+              `the ${k} images differ from the run's (${savedData[k].split(":")[0]} images ` +
+                `then, ${now[k].split(":")[0]} now; fingerprint ${savedData[k]} vs ${now[k]})`,
+            );
+          }
+        }
+      }
+      if (diffs.length > 0) {
+        fail(
+          `cannot resume ${options.resumeFrom}: ${diffs.join("; ")} (these must stay the ` +
+            `same; start a new run to change them)`,
+        );
+      }
+      run = resolveSettings(options, saved);
       normalization = resumed.loop.normalization;
       if (options.normalize === true && normalization === undefined) {
         fail(`normalize was requested but ${options.resumeFrom} was trained without it`);
@@ -403,7 +485,9 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
         },
         consecutiveSkips: resumed.loop.consecutiveSkips,
         history: [...(resumed.training.lossHistory ?? [])],
+        lrChanges: [...(resumed.loop.lrChanges ?? [])],
       };
+      if (run.lr !== saved.lr) loop.lrChanges.push({ step: loop.step, lr: run.lr });
     } else {
       config = options.config ?? defaultConfig;
       run = resolveSettings(options);
@@ -417,6 +501,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
         ema: { clean: NaN, degraded: NaN },
         consecutiveSkips: 0,
         history: [],
+        lrChanges: [],
       };
     }
     const m = sizeMultiple(config);
@@ -443,7 +528,14 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
   checkInt("checkpointEvery", checkpointEvery, 1);
   const historyEvery = options.historyEvery ?? Math.max(1, Math.ceil(run.iterations / 1000));
   checkInt("historyEvery", historyEvery, 1);
-  if (options.outDir) await Deno.mkdir(options.outDir, { recursive: true });
+  const data = {
+    clean: imagesFingerprint(options.clean),
+    degraded: imagesFingerprint(options.degraded),
+  };
+  if (options.outDir) {
+    await Deno.mkdir(options.outDir, { recursive: true });
+    await removeStaleTemps(options.outDir, [CHECKPOINT_FILE, "loss.json", "loss.png"]);
+  }
 
   if (!state) {
     // Fresh run: parameters from the seed, ActNorms from one balanced batch.
@@ -507,9 +599,32 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
     const etaSeconds = itPerSec > 0 ? (run.iterations - loop.step) / itPerSec : NaN;
     options.onProgress({ ...p, iterations: run.iterations, itPerSec, etaSeconds });
   };
+  const checkSkips = () => {
+    const done = loop.step - start;
+    if (done >= 2 && skipped * 2 > done) {
+      fail(
+        `${skipped} of the ${done} steps had a non-finite loss and were skipped; the model ` +
+          `did not train, so it is not saved. Try a lower learning rate (now ${run.lr}) ` +
+          `or check the config.`,
+      );
+    }
+  };
   const save = async (lr: number) => {
     if (!options.outDir || lastCheckpointStep === loop.step) return;
-    checkpoint = await writeArtifacts(options.outDir, state!, config, run, loop, normalization);
+    checkSkips();
+    try {
+      checkpoint = await writeArtifacts(
+        options.outDir,
+        state!,
+        config,
+        run,
+        loop,
+        normalization,
+        data,
+      );
+    } catch (e) {
+      fail(`saving the checkpoint at step ${loop.step} failed: ${errorMessage(e)}`);
+    }
     lastCheckpointStep = loop.step;
     progress({
       event: "checkpoint",
@@ -581,6 +696,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
       if (loop.step % checkpointEvery === 0) await save(lr);
     }
     if (interrupted || loop.step === run.iterations) await save(lr);
+    checkSkips();
   } catch (e) {
     disposeParams(state.params);
     disposeAdamState(state.adam);
