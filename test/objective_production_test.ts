@@ -117,7 +117,7 @@ const encode64 = async (
   return { latents, logDet, n: x.shape[0], dims: x.size / x.shape[0] };
 };
 
-const shifts64 = async (params: DeflowParams): Promise<Shift64[]> =>
+const shifts64 = (params: DeflowParams): Promise<Shift64[]> =>
   Promise.all(params.shifts.map(async (s) => ({
     c: s.mu.shape[0],
     mu: await read(s.mu),
