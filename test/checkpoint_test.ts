@@ -315,11 +315,11 @@ const interopTensors: SafetensorsTensor[] = [
   { name: "u", dtype: "U8", shape: [2], data: new Uint8Array([0, 255]) },
 ];
 
-Deno.test("safetensors: a file written here is read by Python's safetensors library", async () => {
-  if (!hasPython("import safetensors, numpy")) {
-    console.log("SKIPPED: python3 safetensors/numpy are not installed on this machine");
-    return;
-  }
+Deno.test({
+  name: "safetensors: a file written here is read by Python's safetensors library" +
+    " (ignored without python3 + safetensors + numpy)",
+  ignore: !hasPython("import safetensors, numpy"),
+}, async () => {
   const file = await Deno.makeTempFile({ suffix: ".safetensors" });
   try {
     await Deno.writeFile(file, encodeSafetensors(interopTensors, { a: "b" }));
@@ -340,11 +340,11 @@ with safe_open(sys.argv[1], framework="numpy") as f:
   }
 });
 
-Deno.test("safetensors: a file written here parses with a Python stdlib reader of the spec", async () => {
-  if (!hasPython("import json, struct, array")) {
-    console.log("SKIPPED: /usr/bin/python3 is not available");
-    return;
-  }
+Deno.test({
+  name: "safetensors: a file written here parses with a Python stdlib reader of the spec" +
+    " (ignored without python3)",
+  ignore: !hasPython("import json, struct, array"),
+}, async () => {
   const file = await Deno.makeTempFile({ suffix: ".safetensors" });
   try {
     await Deno.writeFile(file, encodeSafetensors(interopTensors, { a: "b" }));
