@@ -54,19 +54,29 @@ export const tinyConfig = (overrides: ModelConfigInput = {}): ModelConfig =>
     ...overrides,
   });
 
+/** FNV-1a hash of a string (32 bits): distinct leaf paths get unrelated seeds. */
+export const hashString = (s: string): number => {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+};
+
 /**
  * A copy of `tree` with N(0, std²) added to every trainable leaf (`const` leaves are
  * cloned), so zero-initialised layers are no longer the identity. The copy is new tensors.
+ * Each leaf's noise is seeded by `seed` and a hash of its full path, so two leaves never
+ * share noise (e.g. an ActNorm's `bias` and `logs`, whose names have equal length).
  */
 export const perturb = <T extends ParamTree>(tree: T, seed: number, std: number): T =>
   mapParams(
     tree,
     (t, path) =>
-      path.split(".").includes("const")
-        ? tf.clone(t)
-        : tf.tidy(() =>
-          tf.add(t, tf.randomNormal(t.shape, 0, std, "float32", seed + path.length * 7919))
-        ),
+      path.split(".").includes("const") ? tf.clone(t) : tf.tidy(() =>
+        tf.add(
+          t,
+          tf.randomNormal(t.shape, 0, std, "float32", (seed * 7919 + hashString(path)) >>> 0),
+        )
+      ),
   );
 
 /** Fresh parameters of `config` from `seed`, perturbed by {@linkcode perturb}. */
