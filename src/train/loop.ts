@@ -642,6 +642,9 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
   let interrupted = false;
   try {
     while (loop.step < run.iterations) {
+      // Let the event loop run: on wasm a step never waits for I/O, so without this a
+      // signal handler (SIGINT, SIGTERM → options.signal) would never get to run.
+      if (options.signal) await new Promise((r) => setTimeout(r, 0));
       if (options.signal?.aborted) {
         interrupted = true;
         break;
