@@ -17,7 +17,7 @@ import {
   tensorToImage,
   writePng,
 } from "../src/image/io.ts";
-import { configOrThrow } from "../src/model/config.ts";
+import { decodeStoredConfig } from "../src/model/config.ts";
 import { initParams } from "../src/model/network.ts";
 import { degrade, type DomainNormalization, prepareSampler } from "../src/model/sample.ts";
 
@@ -29,7 +29,11 @@ if (!ckpt || !inDir || !outDir) {
 await initBackend();
 const info = await readCheckpointInfo(ckpt);
 if (E.isLeft(info)) throw info.left;
-const config = configOrThrow(info.right.config);
+const decoded = decodeStoredConfig(info.right.config);
+if (E.isLeft(decoded)) {
+  throw new Error(`invalid model config in ${ckpt}: ${decoded.left.join("; ")}`);
+}
+const config = decoded.right;
 const template = initParams(config, 0);
 const loaded = await loadCheckpoint(ckpt, { params: template });
 disposeParams(template);

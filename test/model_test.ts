@@ -17,6 +17,7 @@ import {
   withInverses,
 } from "../src/model/network.ts";
 import { conditionInput } from "../src/model/conditioning.ts";
+import { bicubicResize } from "../src/image/resize.ts";
 import { deflowBijector } from "../src/model/flatBijector.ts";
 import { networkLayout } from "../src/model/layout.ts";
 import { degrade, prepareSampler, restore } from "../src/model/sample.ts";
@@ -115,10 +116,13 @@ Deno.test(
     const x = tf.randomUniform([4, 16, 16, 3], 0, 1, "float32", 12) as tf.Tensor4D;
     const cond = conditionInput(x, { factor: 2, seed: 13 });
     const p = initActNorms(base, tiny, x, cond, true);
-    // After init, the first ActNorm of level 1 maps the squeezed input to zero mean / unit std.
+    // After init, the first ActNorm of level 1 maps the squeezed flow input (the residual
+    // to the upsampled condition) to zero mean / unit std.
+    assert.ok(tiny.conditionResidual);
     const logs = await read(p.levels[0].transitions[0].actNorm.logs);
     const bias = await read(p.levels[0].transitions[0].actNorm.bias);
-    const sq = tf.reshape(tf.transpose(tf.reshape(x, [4, 8, 2, 8, 2, 3]), [0, 1, 3, 5, 2, 4]), [
+    const r = tf.sub(x, bicubicResize(cond, [16, 16]));
+    const sq = tf.reshape(tf.transpose(tf.reshape(r, [4, 8, 2, 8, 2, 3]), [0, 1, 3, 5, 2, 4]), [
       -1,
       12,
     ]);
@@ -128,7 +132,7 @@ Deno.test(
       assert.ok(Math.abs(bias[c] + mean[c]) < 1e-5);
       assert.ok(Math.abs(Math.exp(-logs[c]) - std[c]) < 1e-4);
     }
-    tf.dispose([x, cond, sq]);
+    tf.dispose([x, cond, r, sq]);
     disposeParams(p);
   },
 );

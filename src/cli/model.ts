@@ -6,7 +6,7 @@
  */
 import { either as E } from "fp-ts";
 import { disposeParams } from "../core/params.ts";
-import { decodeConfig, type ModelConfig } from "../model/config.ts";
+import { decodeStoredConfig, type ModelConfig } from "../model/config.ts";
 import { type DeflowParams, initParams } from "../model/network.ts";
 import type { DomainNormalization } from "../model/sample.ts";
 import { type CheckpointInfo, loadCheckpoint, readCheckpointInfo } from "../io/checkpoint.ts";
@@ -27,7 +27,7 @@ export interface ModelInfo {
 export const readModelInfo = async (path: string): Promise<ModelInfo> => {
   const info = await readCheckpointInfo(path);
   if (E.isLeft(info)) throw new CliError(info.left.message);
-  const cfg = decodeConfig(info.right.config);
+  const cfg = decodeStoredConfig(info.right.config);
   if (E.isLeft(cfg)) {
     throw new CliError(`${path}: invalid model config in the checkpoint: ${cfg.left.join("; ")}`);
   }

@@ -19,6 +19,7 @@ import { latentShift, type LatentShiftParams } from "../layers/latentShift.ts";
 import { split, type SplitParams } from "../layers/split.ts";
 import { squeeze } from "../layers/squeeze.ts";
 import { type EncoderParams, resizeFeatures, rrdbEncoder } from "./encoder.ts";
+import { bicubicResize } from "../image/resize.ts";
 import type { ModelConfig } from "./config.ts";
 import { latentChannels, levelChannels, networkLayout } from "./layout.ts";
 
@@ -79,6 +80,9 @@ export const initParams = (config: ModelConfig, seed: number): DeflowParams => {
 /**
  * Conditioning features for every level from the conditioning input
  * (`conditionInput(x)`, resolution H/k): the encoder's features resized to each level.
+ * With `config.conditionResidual`, one more entry follows the levels' features: the
+ * conditioning input upsampled (bicubic) to the image, the base the flow subtracts first
+ * (see {@linkcode toResidual}).
  */
 export const levelFeatures = (
   params: DeflowParams,
@@ -97,12 +101,36 @@ export const levelFeatures = (
     }
     const feats = rrdbEncoder.apply(params.encoder, config.encoder, condInput);
     const layout = networkLayout(config, height, width);
-    return layout.levels.map((l) =>
+    const perLevel = layout.levels.map((l) =>
       l.height === feats.shape[1] && l.width === feats.shape[2]
         ? tf.clone(feats)
         : resizeFeatures(feats, [l.height, l.width])
     );
+    return config.conditionResidual
+      ? [...perLevel, bicubicResize(condInput, [height, width])]
+      : perLevel;
   });
+
+/**
+ * Image → the flow's input: `x − up(h₀)` with `config.conditionResidual` (the conditioning
+ * input upsampled to the image, the last entry of `features`), else `x`. A shift by a
+ * function of the condition only: volume preserving, so no log-det term. It takes the
+ * image content that the condition already fixes (brightness, colour, large structures)
+ * out of the latents, so the latent shift of the degraded domain cannot absorb content
+ * differences between disjoint photo collections.
+ */
+export const toResidual = (
+  config: ModelConfig,
+  x: tf.Tensor4D,
+  features: readonly tf.Tensor4D[],
+): tf.Tensor4D => (config.conditionResidual ? tf.sub(x, features[config.levels]) : x);
+
+/** The inverse of {@linkcode toResidual}: the flow's output → image. */
+export const fromResidual = (
+  config: ModelConfig,
+  r: tf.Tensor4D,
+  features: readonly tf.Tensor4D[],
+): tf.Tensor4D => (config.conditionResidual ? tf.add(r, features[config.levels]) : r);
 
 /** The bijector of one level (squeeze, transitions, steps, split) for given parameters. */
 export const levelBijector = (p: LevelParams, config: ModelConfig, level: number): Bijector => {
@@ -147,7 +175,7 @@ export const encodeWithFeatures = (
   tf.tidy(() => {
     checkImage(config, x, "image");
     const lc = levelChannels(config);
-    let h: tf.Tensor4D = x;
+    let h: tf.Tensor4D = toResidual(config, x, features);
     const latents: tf.Tensor4D[] = [];
     const lds: tf.Tensor1D[] = [];
     params.levels.forEach((p, i) => {
@@ -194,7 +222,7 @@ export const decodeWithFeatures = (
       lds.push(r.logDet);
       h = r.y;
     }
-    return { x: h, logDet: sumLogDets(lds) };
+    return { x: fromResidual(config, h, features), logDet: sumLogDets(lds) };
   });
 
 /** Image → latents (computes the conditioning features from `condInput`). */
@@ -265,7 +293,7 @@ export const initActNorms = (
     const feats = levelFeatures(params, config, condInput, x.shape[1], x.shape[2]);
     const lc = levelChannels(config);
     const cc = condChannels(config);
-    let h: tf.Tensor4D = x;
+    let h: tf.Tensor4D = toResidual(config, x, feats);
     const levels = params.levels.map((p, i): LevelParams => {
       h = squeeze.bijector().forward(h).y;
       const transitions = p.transitions.map((t) => {

@@ -33,7 +33,9 @@ import {
   condChannels,
   type DeflowParams,
   disposeInverses,
+  fromResidual,
   levelFeatures,
+  toResidual,
   withInverses,
 } from "./network.ts";
 import { disposeShiftStats, prepareShifts } from "./objective.ts";
@@ -206,7 +208,7 @@ const encodeLatents = (
   features: readonly tf.Tensor4D[],
 ): tf.Tensor4D[] => {
   const lc = levelChannels(config);
-  let h: tf.Tensor4D = x;
+  let h: tf.Tensor4D = toResidual(config, x, features);
   const latents: tf.Tensor4D[] = [];
   levels.forEach((b, i) => {
     const y = b.forward(h, features[i]).y;
@@ -236,7 +238,7 @@ const decodeLatents = (
     if (lc[i].emitted > 0) h = tf.concat([h, latents[k--]], 3);
     h = levels[i].inverse(h, features[i]).y;
   }
-  return h;
+  return fromResidual(config, h, features);
 };
 
 const normalize = (
