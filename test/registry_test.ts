@@ -19,8 +19,22 @@ import { latentShift } from "../src/layers/latentShift.ts";
 import { type BijectorCase, type Built, checkBijectorLaws } from "../src/testing/mod.ts";
 import { gpuTest, perturb, useBackend } from "./_helpers.ts";
 
-type P = { readonly seed: number };
-const params = fc.record({ seed: fc.integer({ min: 1, max: 1_000_000 }) });
+/** A draw: seed, batch (incl. 1), height ≠ width allowed, channels (odd ones split unevenly). */
+type P = {
+  readonly seed: number;
+  readonly n: number;
+  readonly h: number;
+  readonly w: number;
+  readonly c: number;
+};
+const params: fc.Arbitrary<P> = fc.record({
+  seed: fc.integer({ min: 1, max: 1_000_000 }),
+  n: fc.integer({ min: 1, max: 3 }),
+  h: fc.integer({ min: 1, max: 3 }),
+  w: fc.integer({ min: 1, max: 3 }),
+  c: fc.integer({ min: 2, max: 5 }),
+});
+/** Related models (for the algebra laws) share the shapes and differ in the seed. */
 const related = (p: P) => fc.integer({ min: 1, max: 1_000_000 }).map((seed) => ({ ...p, seed }));
 
 const input = (seed: number, shape: [number, number, number, number]) =>
@@ -29,9 +43,9 @@ const input = (seed: number, shape: [number, number, number, number]) =>
 /** A case from a parameter constructor and a bijector builder. */
 const layerCase = <T extends ParamTree>(spec: {
   name: string;
-  init: (seed: number) => T;
-  build: (p: T) => Bijector | Promise<{ bijector: Bijector; extra: tf.Tensor[] }>;
-  shape: [number, number, number, number];
+  init: (seed: number, c: number) => T;
+  build: (p: T, c: number) => Bijector | Promise<{ bijector: Bijector; extra: tf.Tensor[] }>;
+  shape?: (p: P) => [number, number, number, number];
   condChannels?: number;
   volumePreserving?: boolean;
 }): BijectorCase<P> => ({
@@ -39,15 +53,17 @@ const layerCase = <T extends ParamTree>(spec: {
   params,
   related,
   volumePreserving: spec.volumePreserving,
-  build: async ({ seed }): Promise<Built> => {
-    const base = spec.init(seed);
+  build: async (draw): Promise<Built> => {
+    const { seed, c } = draw;
+    const shape = spec.shape ? spec.shape(draw) : [draw.n, draw.h, draw.w, c] as Shape;
+    const base = spec.init(seed, c);
     const p = perturb(base, seed, 0.2);
     disposeParams(base);
-    const made = await spec.build(p);
+    const made = await spec.build(p, c);
     const { bijector, extra } = "forward" in made ? { bijector: made, extra: [] } : made;
-    const x = input(seed + 1, spec.shape);
+    const x = input(seed + 1, shape);
     const cond = spec.condChannels
-      ? input(seed + 2, [spec.shape[0], spec.shape[1], spec.shape[2], spec.condChannels])
+      ? input(seed + 2, [shape[0], shape[1], shape[2], spec.condChannels])
       : undefined;
     return {
       bijector,
@@ -61,79 +77,72 @@ const layerCase = <T extends ParamTree>(spec: {
   },
 });
 
-const C = 4;
+type Shape = [number, number, number, number];
 const H = 3;
 const registry: BijectorCase<P>[] = [
   layerCase({
     name: "actNorm",
-    init: () => actNorm.init(C),
+    init: (_, c) => actNorm.init(c),
     build: (p) => actNorm.bijector(p),
-    shape: [2, 2, 2, C],
   }),
   layerCase({
     name: "invConv1x1",
-    init: (s) => invConv1x1.init(C, s),
+    init: (s, c) => invConv1x1.init(c, s),
     build: async (p) => {
       const q = await invConv1x1.withInverse(p);
       return { bijector: invConv1x1.bijector(q), extra: [q.const.inverse!] };
     },
-    shape: [2, 2, 2, C],
   }),
   layerCase({
     name: "affineCoupling",
-    init: (s) => affineCoupling.init(s, { channels: C, condChannels: H, hidden: 6 }),
-    build: (p) => affineCoupling.bijector(p, { channels: C, condChannels: H }),
-    shape: [2, 2, 2, C],
+    init: (s, c) => affineCoupling.init(s, { channels: c, condChannels: H, hidden: 6 }),
+    build: (p, c) => affineCoupling.bijector(p, { channels: c, condChannels: H }),
     condChannels: H,
   }),
   layerCase({
     name: "affineInjector",
-    init: (s) => affineInjector.init(s, { channels: C, condChannels: H, hidden: 6 }),
-    build: (p) => affineInjector.bijector(p, { channels: C, condChannels: H }),
-    shape: [2, 2, 2, C],
+    init: (s, c) => affineInjector.init(s, { channels: c, condChannels: H, hidden: 6 }),
+    build: (p, c) => affineInjector.bijector(p, { channels: c, condChannels: H }),
     condChannels: H,
   }),
   layerCase({
     name: "squeeze",
     init: () => squeeze.init(),
     build: () => squeeze.bijector(),
-    shape: [2, 4, 2, 2],
+    shape: ({ n, w, c }) => [n, 2, 2 * w, c], // Jacobian ≤ 2·6·5 = 60 entries
     volumePreserving: true,
   }),
   layerCase({
     name: "split",
-    init: () => split.init(C),
-    build: (p) => split.bijector(p, { channels: C }),
-    shape: [2, 2, 2, C],
+    init: (_, c) => split.init(c),
+    build: (p, c) => split.bijector(p, { channels: c }),
   }),
   layerCase({
     name: "transitionStep",
-    init: (s) => transitionStep.init(s, { channels: C }),
-    build: async (p) => {
+    init: (s, c) => transitionStep.init(s, { channels: c }),
+    build: async (p, c) => {
       const q = await transitionStep.withInverse(p);
       return {
-        bijector: transitionStep.bijector(q, { channels: C }),
+        bijector: transitionStep.bijector(q, { channels: c }),
         extra: [q.invConv.const.inverse!],
       };
     },
-    shape: [2, 2, 2, C],
   }),
   layerCase({
     name: "flowStep",
-    init: (s) => flowStep.init(s, { channels: C, condChannels: H, hidden: 6 }),
-    build: async (p) => {
+    init: (s, c) => flowStep.init(s, { channels: c, condChannels: H, hidden: 6 }),
+    build: async (p, c) => {
       const q = await flowStep.withInverse(p);
       return {
-        bijector: flowStep.bijector(q, { channels: C, condChannels: H }),
+        bijector: flowStep.bijector(q, { channels: c, condChannels: H }),
         extra: [q.invConv.const.inverse!],
       };
     },
-    shape: [2, 2, 2, C],
     condChannels: H,
   }),
   layerCase({
     name: "latentShift (whitening)",
-    init: (s) => latentShift.init(C, s, 0.5),
+    init: (s, c) => latentShift.init(c, s, 0.5),
     build: async (p) => {
       const stats = await latentShift.prepare(p);
       return {
@@ -141,7 +150,6 @@ const registry: BijectorCase<P>[] = [
         extra: [stats.aInv, stats.logDetA, stats.cholA, stats.cholInv, stats.postSqrt],
       };
     },
-    shape: [2, 2, 2, C],
   }),
 ];
 
@@ -154,7 +162,7 @@ for (const c of registry) {
 
 /** Forward and inverse outputs of a case on the active backend, as plain arrays. */
 const outputsOf = async (c: BijectorCase<P>, seed: number): Promise<Float64Array[]> => {
-  const b = await c.build({ seed });
+  const b = await c.build({ seed, n: 2, h: 2, w: 3, c: 5 });
   try {
     const f = b.bijector.forward(b.x, b.cond);
     const i = b.bijector.inverse(b.x.shape[3] === f.y.shape[3] ? b.x : f.y, b.cond);
