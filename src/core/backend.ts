@@ -5,6 +5,13 @@
  * so `auto` prefers wasm there. An explicit choice comes from the `backend` option or
  * the `DEFLOW_BACKEND` environment variable (`webgpu`, `wasm`, `cpu` or `auto`).
  *
+ * **Teardown.** Once the WebGPU backend has been activated, an `unload` listener releases
+ * it when the program (or `deno test`) exits: tfjs's engine is reset (every backend's
+ * buffers are destroyed) and the GPU device is destroyed while the runtime is still
+ * intact. Left to the process exit, wgpu/Mesa freed the same resources from two places
+ * and glibc sometimes aborted with `double free or corruption` (exit 134) after all tests
+ * had passed. {@linkcode disposeBackends} does the same on demand.
+ *
  * @module
  */
 import { tf } from "../tf.ts";
@@ -70,12 +77,48 @@ const envBackend = (): string | undefined => {
 
 let webgpuLoaded = false;
 let wasmLoaded = false;
+let teardownInstalled = false;
+
+interface DeviceHolder {
+  readonly device?: { destroy?: () => void };
+}
+
+/**
+ * Release every tfjs backend (buffers, textures, kernels) and destroy the WebGPU device.
+ * tfjs is left with no backend: call {@linkcode initBackend} again to continue. Runs
+ * automatically at program exit once WebGPU was used.
+ */
+export const disposeBackends = (): void => {
+  let device: DeviceHolder["device"];
+  try {
+    device = (tf.findBackend("webgpu") as DeviceHolder | null)?.device;
+  } catch {
+    device = undefined;
+  }
+  try {
+    tf.engine().reset();
+  } catch {
+    // already torn down
+  }
+  try {
+    device?.destroy?.();
+  } catch {
+    // already destroyed
+  }
+};
+
+const installTeardown = (): void => {
+  if (teardownInstalled) return;
+  teardownInstalled = true;
+  globalThis.addEventListener("unload", () => disposeBackends());
+};
 
 const activate = async (name: BackendName): Promise<void> => {
   if (name === "webgpu" && !webgpuLoaded) {
     await import("@tensorflow/tfjs-backend-webgpu");
     webgpuLoaded = true;
   }
+  if (name === "webgpu") installTeardown();
   if (name === "wasm" && !wasmLoaded) {
     await import("@tensorflow/tfjs-backend-wasm");
     wasmLoaded = true;
