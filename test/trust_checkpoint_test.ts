@@ -138,7 +138,7 @@ Deno.test(
 
       // Saving a non-finite model is refused, and the file is left as it was.
       await Deno.writeFile(path, pristine);
-        const nanLeaf = tf.fill([2], NaN);
+      const nanLeaf = tf.fill([2], NaN);
       await assert.rejects(
         () =>
           saveCheckpoint(path, {
@@ -150,7 +150,7 @@ Deno.test(
       );
       nanLeaf.dispose();
       assert.deepEqual(await Deno.readFile(path), pristine);
-        disposeParams(template);
+      disposeParams(template);
       disposeAdamState(adam);
     } finally {
       await Deno.remove(dir, { recursive: true });

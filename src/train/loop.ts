@@ -42,7 +42,6 @@ import { foldIn } from "../core/random.ts";
 import { removeStaleTemps, writeTextFileAtomic } from "../io/atomic.ts";
 import {
   configToJson,
-  decodeConfig,
   decodeStoredConfig,
   defaultConfig,
   type ModelConfig,
