@@ -14,7 +14,7 @@
 # WebGPU in Deno on a headless Linux box needs the Vulkan driver of the GPU
 # (libnvidia-gl / nvidia vulkan ICD); the script prints the adapter tfjs sees and stops
 # with a message when only a software adapter is found (unless ALLOW_SOFTWARE=1).
-# Results: out/bench/{bench,torch,compare}.json and the printed tables.
+# Results: out/bench/compare.json (interleaved rounds, see bench/compare.ts) and the table.
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1

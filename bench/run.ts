@@ -5,13 +5,22 @@
  * For every backend and workload (see `bench/workloads.ts`) it runs warm-up repetitions,
  * then timed repetitions, and reports the median milliseconds (each repetition ends with
  * an awaited scalar read, so queued GPU work is included). Prints one table and writes
- * JSON (default `out/bench/bench.json`).
+ * JSON (default `out/bench/bench.json`). One cheap round of one workload:
+ * `--only trainStep.default --warmup 1 --reps 3` (process start-up, backend init and the
+ * workload's setup are never inside a timing; warm-up runs once per process).
+ *
+ * `--serve --backend wasm` keeps one backend and every prepared workload alive and answers
+ * JSON requests, one per stdin line, each with one stdout line `@@bench {...}`:
+ * `{"op":"info"}`, `{"op":"setup","workload":w}` (returns its metrics, or `skip`),
+ * `{"op":"run","workload":w,"metric":m,"reps":n}` (returns the `samples` in ms),
+ * `{"op":"dispose","workload":w}`, `{"op":"quit"}`. `bench/compare.ts` drives one such
+ * process per tfjs backend and one `torch_bench.py --serve`, interleaving them in rounds.
  *
  * @module
  */
 import { tf } from "../src/tf.ts";
 import { type BackendInfo, type BackendName, initBackend } from "../src/core/backend.ts";
-import { allWorkloads, type Metric, type Workload } from "./workloads.ts";
+import { allWorkloads, type Metric, type Prepared, type Workload } from "./workloads.ts";
 
 /** Parsed command line. */
 export interface BenchArgs {
@@ -27,6 +36,8 @@ export interface BenchArgs {
   readonly warmup?: number;
   /** JSON output path. */
   readonly out: string;
+  /** Answer requests on stdin instead of running the table (see the module doc). */
+  readonly serve: boolean;
 }
 
 /** Parse `Deno.args`-style arguments. */
@@ -37,6 +48,7 @@ export const parseArgs = (args: readonly string[]): BenchArgs => {
   let reps: number | undefined;
   let warmup: number | undefined;
   let out = "out/bench/bench.json";
+  let serve = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const [key, inline] = a.includes("=") ? a.split(/=(.*)/s, 2) : [a, undefined];
@@ -46,6 +58,7 @@ export const parseArgs = (args: readonly string[]): BenchArgs => {
       return v;
     };
     if (key === "--quick") quick = true;
+    else if (key === "--serve") serve = true;
     else if (key === "--backend") {
       backends = val().split(",").filter((s) => s) as BackendName[];
       for (const b of backends) {
@@ -60,12 +73,12 @@ export const parseArgs = (args: readonly string[]): BenchArgs => {
     else if (key === "--help" || key === "-h") {
       console.log(
         "usage: deno task bench [--backend wasm,webgpu] [--quick] [--only names] " +
-          "[--reps N] [--warmup N] [--out file.json]",
+          "[--reps N] [--warmup N] [--out file.json] | --serve --backend wasm",
       );
       Deno.exit(0);
     } else throw new Error(`bench: unknown argument "${a}"`);
   }
-  return { backends, quick, only, reps, warmup, out };
+  return { backends, quick, only, reps, warmup, out, serve };
 };
 
 /** Median of a non-empty list. */
@@ -143,12 +156,7 @@ const runWorkload = async (
       const run = prep.runs[m];
       if (!run) continue;
       for (let i = 0; i < warmup; i++) await run();
-      const ts: number[] = [];
-      for (let i = 0; i < reps; i++) {
-        const t0 = performance.now();
-        await run();
-        ts.push(performance.now() - t0);
-      }
+      const ts = await timeReps(run, reps);
       ms[m] = median(ts);
       min[m] = Math.min(...ts);
       samples[m] = ts;
@@ -211,8 +219,127 @@ export const renderTable = (rows: readonly BenchRow[]): string => {
   return [line(head), widths.map((w) => "-".repeat(w)).join("-|-"), ...body.map(line)].join("\n");
 };
 
+/** Time `reps` awaited repetitions of `run` (ms each). */
+const timeReps = async (run: () => Promise<void>, reps: number): Promise<number[]> => {
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await run();
+    ts.push(performance.now() - t0);
+  }
+  return ts;
+};
+
+/** A request of the `--serve` protocol. */
+interface Request {
+  readonly op: "info" | "setup" | "run" | "dispose" | "quit";
+  readonly workload?: string;
+  readonly metric?: Metric;
+  readonly reps?: number;
+}
+
+/** Lines of stdin, decoded. */
+async function* stdinLines(): AsyncGenerator<string> {
+  let buf = "";
+  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+    buf += chunk;
+    let i: number;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      yield buf.slice(0, i);
+      buf = buf.slice(i + 1);
+    }
+  }
+  if (buf.trim()) yield buf;
+}
+
+/**
+ * `--serve`: one backend, prepared workloads kept alive between requests, so a round of one
+ * workload costs only its repetitions (see the module doc for the protocol).
+ */
+const serve = async (args: BenchArgs): Promise<void> => {
+  const reply = (o: unknown) => console.log(`@@bench ${JSON.stringify(o)}`);
+  if (args.backends.length !== 1) throw new Error("bench: --serve takes exactly one --backend");
+  const b = args.backends[0];
+  let info: BackendInfo | undefined;
+  let unavailable: string | undefined;
+  try {
+    info = await initBackend({ backend: b });
+  } catch (e) {
+    unavailable = (e as Error).message;
+  }
+  const prepared = new Map<string, Prepared>();
+  for await (const line of stdinLines()) {
+    if (!line.trim()) continue;
+    let req: Request;
+    try {
+      req = JSON.parse(line);
+    } catch {
+      reply({ error: `bad request ${line.slice(0, 80)}` });
+      continue;
+    }
+    try {
+      if (req.op === "quit") {
+        reply({ ok: true });
+        break;
+      } else if (req.op === "info") {
+        const flags = b === "wasm" && info
+          ? {
+            wasmSimd: tf.env().getBool("WASM_HAS_SIMD_SUPPORT"),
+            wasmThreads: tf.env().getBool("WASM_HAS_MULTITHREAD_SUPPORT"),
+          }
+          : {};
+        reply({
+          backend: b,
+          unavailable,
+          info: info ? { ...info, ...flags } : undefined,
+          tfjs: tf.version_core,
+          deno: Deno.version.deno,
+          workloads: allWorkloads.map((w) => w.name),
+          heavy: allWorkloads.filter((w) => w.heavy).map((w) => w.name),
+        });
+      } else if (!info) {
+        reply({ error: `backend ${b} unavailable: ${unavailable}` });
+      } else if (req.op === "setup") {
+        const w = allWorkloads.find((x) => x.name === req.workload);
+        if (!w) throw new Error(`unknown workload ${req.workload}`);
+        if (args.quick && w.heavy && info.backend === "webgpu" && info.softwareAdapter) {
+          reply({ skip: "skipped: heavy on software WebGPU (--quick)" });
+          continue;
+        }
+        let p = prepared.get(w.name);
+        if (!p) {
+          const r = await w.setup();
+          if (typeof r === "string") {
+            reply({ skip: r });
+            continue;
+          }
+          p = r;
+          prepared.set(w.name, p);
+        }
+        reply({ shape: w.shape, metrics: Object.keys(p.runs), note: p.note });
+      } else if (req.op === "run") {
+        const p = prepared.get(req.workload ?? "");
+        const run = p?.runs[req.metric as Metric];
+        if (!run) throw new Error(`not set up: ${req.workload} ${req.metric}`);
+        reply({ samples: await timeReps(run, Math.max(1, req.reps ?? 1)) });
+      } else if (req.op === "dispose") {
+        prepared.get(req.workload ?? "")?.dispose();
+        prepared.delete(req.workload ?? "");
+        reply({ ok: true });
+      } else reply({ error: `unknown op ${(req as { op: string }).op}` });
+    } catch (e) {
+      reply({ error: (e as Error).message.split("\n")[0] });
+    }
+  }
+  for (const p of prepared.values()) p.dispose();
+};
+
 const main = async (): Promise<void> => {
   const args = parseArgs(Deno.args);
+  if (args.serve) {
+    await serve(args);
+    Deno.exit(0);
+  }
   const workloads = allWorkloads.filter((w) =>
     args.only.length === 0 || args.only.some((o) => w.name.includes(o))
   );

@@ -4,7 +4,17 @@ shapes and layer math, written independently in PyTorch, timed the same way (med
 repeated runs after warm-up). Prints JSON on stdout (and a table on stderr).
 
   /usr/bin/python3 bench/reference/torch_bench.py [--quick] [--threads 2]
-      [--device cpu|cuda] [--only a,b] [--out file.json]
+      [--device cpu|cuda] [--only a,b] [--reps N] [--warmup N] [--out file.json]
+
+One cheap round of one workload: `--only trainStep.default --warmup 1 --reps 3` (start-up,
+import and the workload's setup are never inside a timing; warm-up runs once per process).
+
+`--serve` keeps every prepared workload alive and answers JSON requests, one per stdin line,
+each with one stdout line `@@bench {...}` (the protocol of `bench/run.ts --serve`):
+{"op":"info"}, {"op":"setup","workload":w}, {"op":"run","workload":w,"metric":m,"reps":n,
+"threads":t} (returns "samples" in ms; a change of thread count first spins up the new
+thread pool outside the timing), {"op":"dispose","workload":w}, {"op":"quit"}.
+`bench/compare.ts` drives it, interleaved with the tfjs side, in rounds.
 
 Layer math (NCHW here, NHWC in tfjs; results are identical up to layout):
 - ActNorm: y = (x + b) * exp(logs), logdet = H*W*sum(logs).
@@ -544,6 +554,77 @@ def workloads(b, device):
     ]
 
 
+def time_reps(b, fn, reps):
+    ts = []
+    for _ in range(reps):
+        b.sync()
+        t0 = time.perf_counter()
+        fn()
+        b.sync()
+        ts.append((time.perf_counter() - t0) * 1000)
+    return ts
+
+
+def set_threads(n, device):
+    """Set the intra-op thread count and run a small parallel op so the pool exists."""
+    if n and n != torch.get_num_threads():
+        torch.set_num_threads(n)
+        a = torch.randn(256, 256)
+        for _ in range(3):
+            (a @ a).sum().item()
+            F.conv2d(a.view(1, 1, 256, 256), torch.ones(4, 1, 3, 3)).sum().item()
+
+
+def serve(args, b, device):
+    table = {name: (shape, make) for name, shape, _, make in workloads(b, device)}
+    prepared = {}
+
+    def reply(o):
+        sys.stdout.write("@@bench " + json.dumps(o) + "\n")
+        sys.stdout.flush()
+
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+        except ValueError:
+            reply({"error": f"bad request {line[:80]}"})
+            continue
+        op = req.get("op")
+        name = req.get("workload", "")
+        try:
+            if op == "quit":
+                reply({"ok": True})
+                break
+            elif op == "info":
+                reply({"backend": f"torch-{device.type}", "torch": torch.__version__,
+                       "threads": torch.get_num_threads(),
+                       "device": str(device) if device.type == "cpu"
+                       else torch.cuda.get_device_name(device),
+                       "workloads": list(table)})
+            elif op == "setup":
+                if name not in table:
+                    raise ValueError(f"unknown workload {name}")
+                if name not in prepared:
+                    prepared[name] = table[name][1]()
+                reply({"shape": table[name][0], "metrics": list(prepared[name])})
+            elif op == "run":
+                fn = prepared.get(name, {}).get(req.get("metric"))
+                if fn is None:
+                    raise ValueError(f"not set up: {name} {req.get('metric')}")
+                set_threads(req.get("threads"), device)
+                reply({"samples": time_reps(b, fn, max(1, int(req.get("reps", 1)))),
+                       "threads": torch.get_num_threads()})
+            elif op == "dispose":
+                prepared.pop(name, None)
+                reply({"ok": True})
+            else:
+                raise ValueError(f"unknown op {op}")
+        except Exception as e:  # noqa: BLE001 - reported to the driver
+            reply({"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -553,10 +634,14 @@ def main():
     ap.add_argument("--reps", type=int)
     ap.add_argument("--warmup", type=int)
     ap.add_argument("--out", default="")
+    ap.add_argument("--serve", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     b = Bench(device)
+    if args.serve:
+        serve(args, b, device)
+        return
     only = [s for s in args.only.split(",") if s]
     rows = []
     for name, shape, heavy, make in workloads(b, device):
@@ -578,13 +663,7 @@ def main():
                 continue
             for _ in range(warmup):
                 fn()
-            ts = []
-            for _ in range(reps):
-                b.sync()
-                t0 = time.perf_counter()
-                fn()
-                b.sync()
-                ts.append((time.perf_counter() - t0) * 1000)
+            ts = time_reps(b, fn, reps)
             ms[metric] = statistics.median(ts)
             mins[metric] = min(ts)
             samples[metric] = ts
