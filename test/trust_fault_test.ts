@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { encodePng } from "../src/image/io.ts";
 import { nextUniform, rng, type RngState } from "../src/core/random.ts";
+import { readCheckpointInfo } from "../src/io/checkpoint.ts";
 import {
   assertOneLineError,
   cli,
@@ -45,7 +46,7 @@ Deno.test(
     const dir = await makeData("deflow-fault-kill-");
     try {
       const run = (out: string, ...more: string[]) =>
-        trainArgs(dir, out, "--iterations", "16", "--checkpoint-every", "2", ...more);
+        trainArgs(dir, out, "--iterations", "30", "--checkpoint-every", "3", ...more);
       const ref = await cli(...run(`${dir}/ref`));
       assert.equal(ref.code, 0, ref.stderr);
       const out = `${dir}/killed`;
@@ -54,23 +55,37 @@ Deno.test(
       for (let k = 0; k < 3; k++) {
         const resume = await exists(`${out}/checkpoint.safetensors`);
         const child = spawn(resume ? run(out, "--resume") : run(out));
+        // Kill at a random moment after this process wrote its first checkpoint.
+        const reader = child.stdout.getReader();
+        let text = "";
+        while (!/checkpoint at step/.test(text)) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += new TextDecoder().decode(value);
+        }
         let u: number;
         [u, r] = nextUniform(r);
-        const delay = 900 + Math.round(u * 2400);
+        const delay = Math.round(u * 1000);
         const done = await Promise.race([
           child.status.then(() => true),
           sleep(delay).then(() => false),
         ]);
         if (!done) child.kill("SIGKILL");
         const st = await child.status;
-        await child.stdout.cancel();
+        await reader.cancel();
         await child.stderr.cancel();
-        kills.push(`${delay} ms: ${done ? `finished (${st.code})` : `killed (${st.signal})`}`);
+        const saved = await readCheckpointInfo(`${out}/checkpoint.safetensors`);
+        kills.push(
+          `${resume ? "resumed" : "fresh"}, +${delay} ms: ${
+            done ? `finished (${st.code})` : `killed (${st.signal})`
+          }, checkpoint at step ${saved._tag === "Right" ? saved.right.training.step : "-"}`,
+        );
       }
       const resume = await exists(`${out}/checkpoint.safetensors`);
       const last = await cli(...(resume ? run(out, "--resume") : run(out)));
       assert.equal(last.code, 0, `${kills.join(", ")}: ${last.stderr}`);
       assert.ok(kills.some((k) => k.includes("killed")), kills.join(", "));
+      console.error(`kill schedule: ${kills.join("; ")}`);
       for (const f of ["checkpoint.safetensors", "loss.json"]) {
         assert.deepEqual(
           await Deno.readFile(`${out}/${f}`),
