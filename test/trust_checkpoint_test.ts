@@ -17,6 +17,7 @@ import {
   type SafetensorsTensor,
 } from "../src/io/safetensors.ts";
 import { crc32, crc32Hex, crc32Of } from "../src/io/crc32.ts";
+import jpeg from "jpeg-js";
 import { decodeImage, encodePng, rgbImage } from "../src/image/io.ts";
 import { badOutput } from "../src/cli/commands.ts";
 import { latentShift } from "../src/layers/latentShift.ts";
@@ -201,6 +202,15 @@ Deno.test("trust row 7: the size limit is checked from the header; PNG CRCs and 
   assert.match(
     leftMessage(decodeImage(new Uint8Array(sof), "huge.jpg")),
     /huge.jpg: too large to decode \(30000×30000/,
+  );
+
+  // A truncated JPEG is named as such (jpeg-js says only "marker was not found").
+  const px = new Uint8Array(32 * 32 * 4).map((_, i) => (i * 37) % 256);
+  const jpg = jpeg.encode({ width: 32, height: 32, data: px }, 80).data;
+  assert.ok(E.isRight(decodeImage(jpg)));
+  assert.match(
+    leftMessage(decodeImage(jpg.subarray(0, jpg.length - 40), "t.jpg")),
+    /t.jpg: cannot decode \(truncated JPEG: no end-of-image marker/,
   );
 
   const png = encodePng(picture(16, 16, 3, 0.1));

@@ -104,7 +104,10 @@ const checkPngStructure = (b: Uint8Array, maxPixels: number): void => {
   }
 };
 
-/** The frame size in a JPEG's SOF header (found by walking the markers), checked. */
+/**
+ * The frame size in a JPEG's SOF header (found by walking the markers), checked, and an
+ * end-of-image marker after it (a truncated file has none).
+ */
 const checkJpegSize = (b: Uint8Array, maxPixels: number): void => {
   let off = 2;
   while (off + 4 <= b.length) {
@@ -126,7 +129,10 @@ const checkJpegSize = (b: Uint8Array, maxPixels: number): void => {
       const height = (b[off + 5] << 8) | b[off + 6];
       const width = (b[off + 7] << 8) | b[off + 8];
       checkSize(width, height, maxPixels);
-      return;
+      for (let i = off + 2; i + 1 < b.length; i++) {
+        if (b[i] === 0xff && b[i + 1] === 0xd9) return;
+      }
+      throw new Refused("truncated JPEG: no end-of-image marker after the frame header");
     }
     if (marker === 0xd9 || marker === 0xda) break; // end or scan before any frame header
     off += 2 + len;
