@@ -25,6 +25,7 @@ import {
   writePng,
 } from "../image/io.ts";
 import { OutputExistsError, writeTextFileAtomic } from "../io/atomic.ts";
+import { verifyCheckpoint } from "../io/checkpoint.ts";
 import { availableMemoryBytes, memoryProblem, WASM_MEMORY_BYTES } from "./memory.ts";
 import { compareSets, formatReportTable } from "../eval/mod.ts";
 import { CHECKPOINT_FILE, terminalProgress, train, trainDefaults } from "../train/loop.ts";
@@ -575,6 +576,11 @@ export const infoSpec: CommandSpec = {
 export const runInfo = async (a: InfoArgs): Promise<number> => {
   if (!(await fileExists(a.model))) throw new CliError(`--model: no file at "${a.model}"`);
   const { info, config, normalization } = await readModelInfo(a.model);
+  const integrity = await verifyCheckpoint(a.model);
+  if (E.isLeft(integrity)) throw new CliError(integrity.left.message);
+  const intact = integrity.right.checksummed
+    ? `ok (CRC-32 of ${integrity.right.tensors} tensors and the metadata match; all finite)`
+    : `no checksums (older file); ${integrity.right.tensors} tensors, all finite`;
   const tr = info.training as unknown as {
     step: number;
     lossHistory?: { step: number; clean: number; degraded: number }[];
@@ -594,6 +600,7 @@ export const runInfo = async (a: InfoArgs): Promise<number> => {
         run: tr.run ?? null,
         lastLoss: last ?? null,
         normalization: normalization ?? null,
+        integrity: intact,
       },
       null,
       2,
@@ -602,6 +609,7 @@ export const runInfo = async (a: InfoArgs): Promise<number> => {
   }
   const rows: [string, string][] = [
     ["checkpoint", `${a.model} (${info.summary.fileBytes} bytes)`],
+    ["integrity", intact],
     ["step", `${tr.step}${info.adamStep !== undefined ? ` (Adam step ${info.adamStep})` : ""}`],
     [
       "parameters",

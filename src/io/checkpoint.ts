@@ -589,6 +589,46 @@ export const loadCheckpoint = async <P extends ParamTree>(
   }
 };
 
+/** What {@linkcode verifyCheckpoint} found. */
+export interface CheckpointIntegrity {
+  /** Number of tensors checked. */
+  readonly tensors: number;
+  /** True when the file carries checksums (all of which matched). */
+  readonly checksummed: boolean;
+}
+
+/**
+ * Check a checkpoint file without building tensors: its structure and metadata, every
+ * checksum, and that every float is finite (Adam's second moments ≥ 0). `Left` names the
+ * first problem (and the tensor, if any).
+ */
+export const verifyCheckpoint = async (
+  path: string,
+): Promise<E.Either<Error, CheckpointIntegrity>> => {
+  const where = `verifyCheckpoint(${path})`;
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    return E.left(new Error(`${where}: cannot read the file: ${(e as Error).message}`));
+  }
+  const file = decodeSafetensors(bytes);
+  if (E.isLeft(file)) return E.left(new Error(`${where}: ${file.left.message}`));
+  const { tensors, metadata } = file.right;
+  const meta = decodeMetadata(where, metadata);
+  if (E.isLeft(meta)) return meta;
+  const sums = verifyChecksums(where, metadata, meta.right, tensors);
+  if (E.isLeft(sums)) return sums;
+  for (const [name, d] of tensors) {
+    const ok = verifyFinite(where, name, d);
+    if (E.isLeft(ok)) return ok;
+  }
+  return E.right({
+    tensors: tensors.size,
+    checksummed: meta.right["deflow.checksums"] !== undefined,
+  });
+};
+
 const readExactly = async (file: Deno.FsFile, n: number): Promise<Uint8Array | null> => {
   const buf = new Uint8Array(n);
   let off = 0;
