@@ -96,6 +96,11 @@ Deno.test(
         leftMessage(await load()),
         new RegExp(`tensor "${victim.name.replaceAll(".", "\\.")}" fails its checksum`),
       );
+      assertOneLineError(
+        await cli("info", "--model", path),
+        1,
+        /verifyCheckpoint\(.*\): tensor ".*" fails its checksum \(corrupt data\)/,
+      );
       // A changed number in the training state (valid JSON) fails the metadata checksum.
       const text = new TextDecoder("latin1").decode(pristine);
       const at = text.indexOf('\\"step\\":3');
