@@ -265,29 +265,77 @@ Deno.test(
   },
 );
 
+/** MATLAB's cubic kernel, a = −0.5. */
+const cubic = (t: number): number => {
+  const a = Math.abs(t);
+  if (a <= 1) return 1.5 * a ** 3 - 2.5 * a ** 2 + 1;
+  if (a < 2) return -0.5 * a ** 3 + 2.5 * a ** 2 - 4 * a + 2;
+  return 0;
+};
+
+/** 1-D antialiased bicubic weights of output `i` for a 1/`k` downscale of `n` samples. */
+const taps = (i: number, n: number, k: number): [number, number][] => {
+  const u = (i + 0.5) * k - 0.5; // output centre in input coordinates (0-based)
+  const out: [number, number][] = [];
+  let total = 0;
+  for (let j = Math.floor(u - 2 * k) - 1; j <= Math.ceil(u + 2 * k) + 1; j++) {
+    const w = cubic((u - j) / k) / k;
+    if (w === 0) continue;
+    const m = j < 0 ? -j - 1 : j >= n ? 2 * n - 1 - j : j; // symmetric mirror
+    out.push([m, w]);
+    total += w;
+  }
+  return out.map(([m, w]) => [m, w / total]);
+};
+
+/** imresize(x, 1/k, 'bicubic') of an NHWC [1, h, w, 3] image, float64. */
+const imresizeDown = (x: ArrayLike<number>, h: number, w: number, k: number): Float64Array => {
+  const oh = h / k, ow = w / k;
+  const rows = new Float64Array(oh * w * 3);
+  for (let i = 0; i < oh; i++) {
+    for (const [m, wt] of taps(i, h, k)) {
+      for (let j = 0; j < w * 3; j++) rows[i * w * 3 + j] += wt * x[m * w * 3 + j];
+    }
+  }
+  const out = new Float64Array(oh * ow * 3);
+  for (let i = 0; i < oh; i++) {
+    for (let j = 0; j < ow; j++) {
+      for (const [m, wt] of taps(j, w, k)) {
+        for (let c = 0; c < 3; c++) out[(i * ow + j) * 3 + c] += wt * rows[(i * w + m) * 3 + c];
+      }
+    }
+  }
+  return out;
+};
+
 Deno.test("conditionInput: bicubic ×k plus seeded N(0, σ²) noise", gpuTest, async () => {
   await useBackend("webgpu");
   await noLeak("conditionInput", async () => {
-    const x = tf.randomUniform([1, 32, 32, 3], 0, 1, "float32", 4) as tf.Tensor4D;
+    const x = tf.randomUniform([1, 32, 24, 3], 0, 1, "float32", 4) as tf.Tensor4D;
     const down = bicubicDownscale(x, 4);
     const clean = conditionInput(x, { factor: 4, noiseStd: 0, seed: 1 });
-    assert.deepEqual(clean.shape, [1, 8, 8, 3]);
+    assert.deepEqual(clean.shape, [1, 8, 6, 3]);
     const dv = await read(down);
     assert.deepEqual(await read(clean), dv);
+    // Independent float64 MATLAB imresize(x, 1/4, 'bicubic'): antialiased cubic (a = −0.5)
+    // widened by 4, symmetric mirroring at the borders, rows then columns.
+    const ref = imresizeDown(await read(x), 32, 24, 4);
+    const err = maxAbsDiff(dv, ref);
+    assert.ok(err < 2e-6, `conditionInput vs float64 imresize: ${err}`);
     const a = conditionInput(x, { factor: 4, seed: 1 });
     const b = conditionInput(x, { factor: 4, seed: 1 });
     const c = conditionInput(x, { factor: 4, seed: 2 });
     const av = await read(a);
     assert.deepEqual(av, await read(b));
     assert.ok(maxAbsDiff(av, await read(c)) > 1e-3);
-    // The noise a − down: mean ≈ 0 and std ≈ 0.03 (default σ) over 192 samples.
+    // The noise a − down: mean ≈ 0 and std ≈ 0.03 (default σ) over 144 samples (~3 SE).
     const n = av.map((v, i) => v - dv[i]);
     const mean = n.reduce((s, v) => s + v, 0) / n.length;
     const std = Math.sqrt(n.reduce((s, v) => s + (v - mean) ** 2, 0) / n.length);
     assert.ok(Math.abs(mean) < 0.008, `noise mean ${mean}`);
     assert.ok(Math.abs(std - 0.03) < 0.006, `noise std ${std}`);
     const e8 = conditionInput(x, { factor: 8, noiseStd: 0, seed: 0 });
-    assert.deepEqual(e8.shape, [1, 4, 4, 3]);
+    assert.deepEqual(e8.shape, [1, 4, 3, 3]);
     const odd = tf.zeros([1, 12, 10, 3]) as tf.Tensor4D;
     assert.throws(
       () => conditionInput(odd, { factor: 4, seed: 0 }),
