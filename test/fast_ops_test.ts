@@ -150,7 +150,8 @@ Deno.test("training loss and every gradient: wasm fast paths equal tfjs-cpu", as
     const scale = Math.max(1e-3, ...ref.out[i].map(Math.abs));
     const d = maxAbsDiff(ours.out[i], ref.out[i]);
     assert.ok(
-      d <= 2e-3 * scale,
+      // Same algorithm, two backends: float32 summation order only (seen: ≤ 3e-6).
+      d <= 5e-5 * scale,
       `${i === 0 ? "loss" : ref.names[i - 1]}: differs by ${d} (scale ${scale})`,
     );
   }
