@@ -5,13 +5,18 @@
  *
  * The estimate counts, per sample, the floats of every activation the flow and the
  * conditioning encoder keep for the backward pass (each level's input, the coupling and
- * injector hidden layers, the encoder's dense blocks), times 4 bytes, times 3 (the
- * activations, their gradients and the temporaries of one op), plus the batch itself.
- * It errs on the high side; measured peaks on the wasm backend are below it.
+ * injector hidden layers, the encoder's dense blocks), times 4 bytes, times 12 (the
+ * activations, their gradients, tfjs's temporaries and its pooled buffers: a factor
+ * calibrated on the wasm backend), for at least 16 samples (the initialisation batches),
+ * plus 0.5 GB for the runtime, the library and the images. Measured peak resident memory
+ * of the default config at crop 64 (wasm, 14 photos): 1.08 GB at batch 8 (estimate 2.2 GB),
+ * 3.0 GB at batch 32 (estimate 3.8 GB); it errs on the high side.
  *
  * @module
  */
 import type { ModelConfig } from "../model/config.ts";
+
+const BASE_BYTES = 0.5e9;
 
 /** Estimated bytes of one training step for `batch` crops of `crop × crop` pixels. */
 export const trainingMemoryBytes = (config: ModelConfig, batch: number, crop: number): number => {
@@ -27,7 +32,7 @@ export const trainingMemoryBytes = (config: ModelConfig, batch: number, crop: nu
   const condPixels = (crop / config.conditionFactor) ** 2;
   const e = config.encoder;
   perSample += condPixels * (e.nf * 2 + e.nb * 3 * (4 * e.gc + 2 * e.nf));
-  return batch * perSample * 4 * 3;
+  return BASE_BYTES + Math.max(batch, 16) * perSample * 4 * 12;
 };
 
 /** `bytes` as a short human-readable size (`1.5 GB`). */
@@ -63,11 +68,11 @@ export const memoryProblem = (
 ): string | undefined => {
   const need = trainingMemoryBytes(config, batch, crop);
   if (need <= limit) return undefined;
-  const perSample = trainingMemoryBytes(config, 1, crop);
-  const maxBatch = Math.floor(limit / perSample);
+  const perSample = (trainingMemoryBytes(config, 16, crop) - BASE_BYTES) / 16;
+  const maxBatch = Math.floor((limit - BASE_BYTES) / perSample);
   return `--batch ${batch} × --crop ${crop}: a training step needs about ${
     formatBytes(need)
   }, more than the ${formatBytes(limit)} ${where}; ${
-    maxBatch >= 1 ? `use --batch ${maxBatch} or less` : "use a smaller --crop"
+    maxBatch >= 16 ? `use --batch ${maxBatch} or less` : "use a smaller --crop"
   }`;
 };
