@@ -15,7 +15,7 @@
  */
 
 /** ANSI colour codes removed. */
-const plain = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, "");
+const plain = (s: string): string => s.replace(new RegExp("\u001b\\[[0-9;]*m", "g"), "");
 
 /**
  * Whether `output` of a run that died with SIGABRT shows an abort after a fully passing
