@@ -1,14 +1,13 @@
 /**
  * The end-to-end demo (`deno task demo [--quick] [--iterations N]`).
  *
- * 1. Holds out the photos of one scene (two views) and cuts every other photo into
- *    128×128 tiles in a checkerboard: white tiles form the clean domain, black tiles the
- *    degraded domain, so the two domains are disjoint and unpaired but have the same
- *    content statistics.
- * 2. Degrades one half with a documented realistic degradation: channel-correlated
- *    Gaussian noise (σ ≈ 0.04, inter-channel correlation 0.6), then JPEG at quality 80 with
- *    4:2:0 chroma. The other half stays clean.
- * 3. Trains DeFlow unpaired (clean half vs degraded half) with the default config.
+ * 1. Splits the bundled photos by scene (`examples/fidelity/scenes.ts`): the clean domain,
+ *    the degraded domain and the held-out test scenes never share a scene, as a user's
+ *    clean and degraded photos never do.
+ * 2. Degrades the degraded domain's photos with a documented realistic degradation:
+ *    channel-correlated Gaussian noise (σ ≈ 0.04, inter-channel correlation 0.6), then JPEG
+ *    at quality 80 with 4:2:0 chroma (`--degradation` picks another).
+ * 3. Trains DeFlow unpaired (clean domain vs degraded domain) with the default config.
  * 4. Degrades held-out clean crops and writes out/demo/: grid.png (clean | real degradation
  *    | DeFlow τ = 0.5, 1.0, 1.5 | white-noise baseline), loss.png, and report.md/report.json
  *    with the fidelity statistics of DeFlow (τ = 1) and of the baseline side by side.
@@ -18,7 +17,8 @@
 import { parseArgs } from "node:util";
 import { tf } from "../src/tf.ts";
 import { initBackend } from "../src/core/backend.ts";
-import { listImages, readImageOrThrow, type RgbImage, writePng } from "../src/image/io.ts";
+import { type RgbImage, writePng } from "../src/image/io.ts";
+import { defaultSplit, loadCollections } from "./fidelity/scenes.ts";
 import { makeGrid } from "../src/image/grid.ts";
 import { compose, type Degradation, degradeImages, describe } from "../src/degrade/types.ts";
 import {
@@ -63,48 +63,20 @@ const t0 = performance.now();
 await initBackend();
 await Deno.mkdir(outDir, { recursive: true });
 
-// 1. Data split.
-const dataDir = new URL("./data/photos/", import.meta.url).pathname;
-const files = await listImages(dataDir);
-const scene = (f: string) =>
-  f.split("/").pop()!.replace(/\.png$/, "").replace(/_(left|right|q\d\d)$/, "");
-const scenes = [...new Set(files.map(scene))].sort();
-const heldScenes = new Set(scenes.filter((_, i) => i % 5 === 4));
-const trainFiles = files.filter((f) => !heldScenes.has(scene(f)));
-const heldFiles = files.filter((f) => heldScenes.has(scene(f)));
-log(`demo: ${trainFiles.length} training photos, ${heldFiles.length} held-out photos`);
-const load = (fs: string[]) => Promise.all(fs.map(readImageOrThrow));
-const [trainImgs, heldImgs] = await Promise.all([load(trainFiles), load(heldFiles)]);
-
-/** The `size`×`size` tile of an image at tile row `r`, column `c`. */
-const tileOf = (img: RgbImage, r: number, c: number, size: number): RgbImage => {
-  const data = new Float32Array(size * size * 3);
-  for (let y = 0; y < size; y++) {
-    const src = ((r * size + y) * img.width + c * size) * 3;
-    data.set(img.data.subarray(src, src + size * 3), y * size * 3);
-  }
-  return { width: size, height: size, data };
-};
-// Disjoint domains with the same content statistics: every training photo is cut into
-// 128×128 tiles laid out like a checkerboard; white tiles join the clean domain, black
-// tiles are degraded and join the degraded domain. No pixel is in both domains, so the
-// data stay unpaired, and a content difference between the domains (e.g. one set being
-// brighter) cannot pose as part of the degradation.
-const TILE = 128;
-const cleanImgs: RgbImage[] = [];
-const degSource: RgbImage[] = [];
-const cleanFiles: string[] = [];
-const degFiles: string[] = [];
-trainImgs.forEach((img, i) => {
-  for (let r = 0; r < Math.floor(img.height / TILE); r++) {
-    for (let c = 0; c < Math.floor(img.width / TILE); c++) {
-      const clean = (r + c + i) % 2 === 0;
-      (clean ? cleanImgs : degSource).push(tileOf(img, r, c, TILE));
-      (clean ? cleanFiles : degFiles).push(`${trainFiles[i]} (tile ${r},${c})`);
-    }
-  }
-});
-log(`demo: ${cleanImgs.length} clean and ${degSource.length} degraded ${TILE}×${TILE} tiles`);
+// 1. Data split: disjoint scenes (as a user's clean and degraded photos are never the
+// same scenes), shared with the fidelity suite (examples/fidelity/scenes.ts).
+const col = await loadCollections(defaultSplit);
+const cleanImgs: RgbImage[] = col.clean;
+const degSource: RgbImage[] = col.degradedSource;
+const cleanFiles = col.names.clean;
+const degFiles = col.names.degradedSource;
+const heldImgs = col.test;
+log(
+  `demo: clean domain ${defaultSplit.clean.join(", ")} (${cleanImgs.length} photos); degraded ` +
+    `domain ${defaultSplit.degraded.join(", ")} (${degSource.length}); held out ${
+      defaultSplit.test.join(", ")
+    }`,
+);
 
 // 2. The degradation the model must learn (never shown to it in pairs).
 const rho = 0.6;
