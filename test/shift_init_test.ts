@@ -83,10 +83,9 @@ Deno.test("initShiftsFromData: M·Mᵀ = the thresholded covariance difference o
     const result = await init(0.1);
     const cs = result.params.shifts.map((sh) => sh.mu.shape[0]);
     // Moments of clean and degraded latents, recomputed here from the same chunks.
-    const acc = cs.map((c) => ({
-      x: { n: 0, s: new Float64Array(c), o: new Float64Array(c * c) },
-      y: { n: 0, s: new Float64Array(c), o: new Float64Array(c * c) },
-    }));
+    const moments = (c: number) => ({ n: 0, s: new Float64Array(c), o: new Float64Array(c * c) });
+    // Clean moments also in two halves by the parity of the clean image (the measured null).
+    const acc = cs.map((c) => ({ x: moments(c), y: moments(c), xh: [moments(c), moments(c)] }));
     for (let i = 0; i < 4; i++) {
       const ch = chunkOf(i, 0.1);
       const e = encode(result.params, tiny, ch.x, ch.cond);
@@ -95,12 +94,15 @@ Deno.test("initShiftsFromData: M·Mᵀ = the thresholded covariance difference o
         const c = cs[l];
         const per = z.length / 16;
         for (let smp = 0; smp < 16; smp++) {
-          const m = smp < 8 ? acc[l].x : acc[l].y;
-          for (let r = smp * per; r < (smp + 1) * per; r += c) {
-            m.n++;
-            for (let a = 0; a < c; a++) {
-              m.s[a] += z[r + a];
-              for (let b = 0; b < c; b++) m.o[a * c + b] += z[r + a] * z[r + b];
+          // Each chunk holds 8 clean then 8 degraded images: clean ordinal parity = smp % 2.
+          const targets = smp < 8 ? [acc[l].x, acc[l].xh[smp % 2]] : [acc[l].y];
+          for (const m of targets) {
+            for (let r = smp * per; r < (smp + 1) * per; r += c) {
+              m.n++;
+              for (let a = 0; a < c; a++) {
+                m.s[a] += z[r + a];
+                for (let b = 0; b < c; b++) m.o[a * c + b] += z[r + a] * z[r + b];
+              }
             }
           }
         }
@@ -116,8 +118,20 @@ Deno.test("initShiftsFromData: M·Mᵀ = the thresholded covariance difference o
       const meanVar = Array.from({ length: c }, (_, i) => cx[i * c + i]).reduce((a, b) => a + b) /
         c;
       const n = Math.min(acc[l].x.n, acc[l].y.n);
-      const tau = 4 * Math.sqrt(c / n) * meanVar;
+      const ca = cov(acc[l].xh[0]), cb = cov(acc[l].xh[1]);
+      const nullEig = Math.max(
+        ...Array.from(
+          symmetricEigen({ rows: c, cols: c, data: Float64Array.from(ca, (v, k) => v - cb[k]) })
+            .values,
+          Math.abs,
+        ),
+      );
+      const tau = Math.max(4 * Math.sqrt(c / n) * meanVar, Math.SQRT2 * nullEig);
       const info = result.latents[l];
+      assert.ok(
+        Math.abs(info.nullEigenvalue / nullEig - 1) < 1e-6,
+        `latent ${l}: null eigenvalue ${info.nullEigenvalue} vs ${nullEig}`,
+      );
       assert.ok(
         Math.abs(info.threshold / tau - 1) < 1e-6,
         `latent ${l}: τ ${info.threshold} vs ${tau}`,

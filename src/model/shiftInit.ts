@@ -11,6 +11,16 @@
  * every eigenvalue raised to at least `floor²` so that `M` never sits at the stationary
  * point `M = 0`. `μ` stays 0 (its gradient is first order; training learns it).
  *
+ * The formula assumes independent pixel vectors. Neighbouring latent vectors are not
+ * independent (smooth content, the upsampled conditioning noise), and two disjoint photo
+ * collections differ in content as well as in degradation. So the threshold is also
+ * measured: the clean samples are split in two halves (alternate images), and the largest
+ * |eigenvalue| of `Cov z_x(A) − Cov z_x(B)` is what a difference between two unrelated
+ * sets of the same domain looks like; `τ` is at least `√2` times it (halves carry half the
+ * samples; a factor 2 margin as in the formula). A direction is kept only when the
+ * degraded domain differs from the clean one by more than two halves of the clean domain
+ * differ from each other.
+ *
  * This starts each latent's shift at the right scale and shape: latents and directions
  * that carry the degradation start with a matching covariance, the others near zero,
  * instead of a fixed `shiftInit` that would either hide the degradation or inject noise
@@ -56,6 +66,8 @@ export interface LatentShiftInitInfo {
   readonly maxEigenvalue: number;
   /** The noise threshold `τ` used. */
   readonly threshold: number;
+  /** Largest |eigenvalue| of the split-half clean covariance difference (the measured null). */
+  readonly nullEigenvalue: number;
   /** Directions kept (eigenvalue above `τ`). */
   readonly kept: number;
   /** Root-mean-square scale of the resulting `M` (`√(tr(MMᵀ)/C)`). */
@@ -107,21 +119,41 @@ const covariance = (m: Moments, c: number): Float64Array => {
   return cov;
 };
 
+/** Merge two moment accumulators. */
+const merged = (a: Moments, b: Moments): Moments => ({
+  n: a.n + b.n,
+  sum: a.sum.map((v, i) => v + b.sum[i]),
+  outer: a.outer.map((v, i) => v + b.outer[i]),
+});
+
+/** Largest |eigenvalue| of `Cov(a) − Cov(b)` (0 when a half has under 2 samples). */
+const nullEdge = (a: Moments, b: Moments, c: number): number => {
+  if (a.n < 2 || b.n < 2) return 0;
+  const ca = covariance(a, c), cb = covariance(b, c);
+  const { values } = symmetricEigen({ rows: c, cols: c, data: ca.map((v, i) => v - cb[i]) });
+  return Math.max(...Array.from(values, Math.abs));
+};
+
 const shiftFromMoments = (
-  mx: Moments,
+  mxHalves: readonly [Moments, Moments],
   my: Moments,
   c: number,
   floor: number,
   thresholdMultiple: number,
   seed: number,
 ): { m: Float32Array; info: LatentShiftInitInfo } => {
+  const mx = merged(mxHalves[0], mxHalves[1]);
   const cx = covariance(mx, c);
   const cy = covariance(my, c);
   const diff: Matrix = { rows: c, cols: c, data: cy.map((v, i) => v - cx[i]) };
   let meanVar = 0;
   for (let i = 0; i < c; i++) meanVar += cx[i * c + i] / c;
   const n = Math.min(mx.n, my.n);
-  const tau = thresholdMultiple * Math.sqrt(c / Math.max(1, n)) * meanVar;
+  const nullEigenvalue = nullEdge(mxHalves[0], mxHalves[1], c);
+  const tau = Math.max(
+    thresholdMultiple * Math.sqrt(c / Math.max(1, n)) * meanVar,
+    Math.SQRT2 * nullEigenvalue,
+  );
   const { values, vectors } = symmetricEigen(diff);
   const roots = Array.from(values, (l) => Math.max(l > tau ? Math.sqrt(l) : 0, floor));
   const [noise] = normals(rng(seed), c * c);
@@ -143,6 +175,7 @@ const shiftFromMoments = (
     samples: [mx.n, my.n],
     maxEigenvalue: values[0],
     threshold: tau,
+    nullEigenvalue,
     kept: values.filter((l) => l > tau).length,
     rmsScale: Math.sqrt(tr / c),
   };
@@ -165,12 +198,16 @@ export const initShiftsFromData = async (
 ): Promise<ShiftInit> => {
   const floor = options.floor ?? config.shiftInit / 10;
   const channels = params.shifts.map((s) => s.mu.shape[0]);
-  const mx = channels.map(emptyMoments);
+  // Clean moments in two halves (alternate clean images), for the measured threshold.
+  const mx = channels.map((c) => [emptyMoments(c), emptyMoments(c)] as [Moments, Moments]);
   const my = channels.map(emptyMoments);
+  let cleanSeen = 0;
   for (let i = 0; i < chunks; i++) {
     const c = chunk(i);
     const mask = await c.degradedMask.data();
     const { latents, logDet } = encode(params, config, c.x, c.cond);
+    // The ordinal of each clean sample within this chunk (its half is the parity).
+    const cleanBefore = Array.from(mask, (_, s) => mask.slice(0, s).filter((v) => v < 0.5).length);
     try {
       for (let l = 0; l < latents.length; l++) {
         const z = latents[l];
@@ -179,16 +216,18 @@ export const initShiftsFromData = async (
         const cc = channels[l];
         for (let s = 0; s < z.shape[0]; s++) {
           const rows = Array.from({ length: per }, (_, k) => s * per + k);
-          accumulate(mask[s] >= 0.5 ? my[l] : mx[l], data, cc, rows);
+          const half = (cleanSeen + cleanBefore[s]) % 2;
+          accumulate(mask[s] >= 0.5 ? my[l] : mx[l][half], data, cc, rows);
         }
       }
+      for (let s = 0; s < mask.length; s++) if (mask[s] < 0.5) cleanSeen++;
     } finally {
       tf.dispose([...latents, logDet]);
       release(c);
     }
   }
   const results = channels.map((c, l) => {
-    if (mx[l].n < 2 || my[l].n < 2) {
+    if (mx[l][0].n + mx[l][1].n < 2 || my[l].n < 2) {
       throw new Error("initShiftsFromData: both domains need samples in the chunks");
     }
     return shiftFromMoments(mx[l], my[l], c, floor, options.threshold ?? 4, options.seed + l);
