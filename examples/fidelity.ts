@@ -11,6 +11,7 @@
  *
  * Families run side by side, one subprocess each (`--jobs`, default 2: one per core).
  * `--quick` (CI) trains 3 steps on small crops: it checks the pipeline, not fidelity.
+ * `--report` only rebuilds `report.md` from the families' `result.json` files.
  *
  * @module
  */
@@ -50,6 +51,7 @@ const { values: args } = parseArgs({
     config: { type: "string" },
     lr: { type: "string" },
     worker: { type: "boolean", default: false },
+    report: { type: "boolean", default: false },
   },
 });
 const quick = args.quick ?? false;
@@ -246,7 +248,9 @@ const aggregate = async (): Promise<void> => {
   if (results.length !== names.length) Deno.exit(1);
 };
 
-if (args.worker) {
+if (args.report) {
+  await aggregate();
+} else if (args.worker) {
   if (names.length !== 1) throw new Error("--worker runs exactly one --family");
   await runFamily(names[0]);
 } else {
