@@ -38,6 +38,7 @@ import {
   type MethodValues,
   whiteNoiseBaseline,
 } from "./fidelity/evaluate.ts";
+import { runFamilyWorkers } from "./fidelity/workers.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -255,7 +256,6 @@ if (args.report) {
   await runFamily(names[0]);
 } else {
   const jobs = Math.max(1, Number(args.jobs));
-  const queue = [...names];
   const passThrough = [
     ...(quick ? ["--quick"] : []),
     `--iterations=${iterations}`,
@@ -264,29 +264,9 @@ if (args.report) {
     ...(args.config ? [`--config=${args.config}`] : []),
     ...(args.lr ? [`--lr=${args.lr}`] : []),
   ];
-  let failed = 0;
-  const worker = async () => {
-    for (let n = queue.shift(); n !== undefined; n = queue.shift()) {
-      const cmd = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          new URL(import.meta.url).pathname,
-          ...passThrough,
-          "--worker",
-          `--family=${n}`,
-        ],
-        stdout: "inherit",
-        stderr: "inherit",
-      });
-      const { code } = await cmd.output();
-      if (code !== 0) {
-        console.error(`fidelity: family ${n} failed (exit ${code})`);
-        failed++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(jobs, names.length) }, worker));
+  const failed =
+    (await runFamilyWorkers(new URL(import.meta.url), names, passThrough, jobs, "fidelity"))
+      .length;
   await aggregate();
   if (failed) Deno.exit(1);
 }

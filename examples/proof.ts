@@ -56,6 +56,7 @@ import {
   reportMarkdown,
   summaryLines,
 } from "./proof/report.ts";
+import { runFamilyWorkers } from "./fidelity/workers.ts";
 
 /** The default families: three tuning families and one held-out family. */
 const DEFAULT_FAMILIES = ["grain", "smooth-jpeg", "poisson", "camera"];
@@ -344,7 +345,6 @@ if (args.worker) {
   // Stale results of an earlier run must not be reported as this run's.
   for (const n of names) await Deno.remove(`${outRoot}/${n}/result.json`).catch(() => {});
   const jobs = Math.max(1, Number(args.jobs));
-  const queue = [...names];
   const passThrough = [
     ...(quick ? ["--quick"] : []),
     `--models=${modelsDir}`,
@@ -355,29 +355,9 @@ if (args.worker) {
     `--pool=${settings.pool}`,
     `--variants=${settings.variants}`,
   ];
-  let failed = 0;
-  const worker = async () => {
-    for (let n = queue.shift(); n !== undefined; n = queue.shift()) {
-      const cmd = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          new URL(import.meta.url).pathname,
-          ...passThrough,
-          "--worker",
-          `--family=${n}`,
-        ],
-        stdout: "inherit",
-        stderr: "inherit",
-      });
-      const { code } = await cmd.output();
-      if (code !== 0) {
-        console.error(`proof: family ${n} failed (exit ${code})`);
-        failed++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(jobs, names.length) }, worker));
+  const failed =
+    (await runFamilyWorkers(new URL(import.meta.url), names, passThrough, jobs, "proof"))
+      .length;
   const complete = await aggregate();
   console.log(`proof: done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   if (failed || !complete) Deno.exit(1);
