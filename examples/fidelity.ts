@@ -38,7 +38,7 @@ import {
   type MethodValues,
   whiteNoiseBaseline,
 } from "./fidelity/evaluate.ts";
-import { runFamilyWorkers } from "./fidelity/workers.ts";
+import { readFamilyResults, runFamilyWorkers } from "./fidelity/workers.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -219,14 +219,7 @@ const familyTable = (r: FamilyResult): string[] => {
 };
 
 const aggregate = async (): Promise<void> => {
-  const results: FamilyResult[] = [];
-  for (const n of names) {
-    try {
-      results.push(JSON.parse(await Deno.readTextFile(`${outRoot}/${n}/result.json`)));
-    } catch (e) {
-      console.error(`fidelity: no result for ${n}: ${(e as Error).message}`);
-    }
-  }
+  const results = await readFamilyResults<FamilyResult>(outRoot, names, "fidelity");
   const md = [
     "# DeFlow fidelity suite",
     "",

@@ -56,7 +56,7 @@ import {
   reportMarkdown,
   summaryLines,
 } from "./proof/report.ts";
-import { runFamilyWorkers } from "./fidelity/workers.ts";
+import { readFamilyResults, runFamilyWorkers } from "./fidelity/workers.ts";
 
 /** The default families: three tuning families and one held-out family. */
 const DEFAULT_FAMILIES = ["grain", "smooth-jpeg", "poisson", "camera"];
@@ -314,14 +314,7 @@ const runFamily = async (name: string): Promise<void> => {
 };
 
 const aggregate = async (): Promise<boolean> => {
-  const results: FamilyProof[] = [];
-  for (const n of names) {
-    try {
-      results.push(JSON.parse(await Deno.readTextFile(`${outRoot}/${n}/result.json`)));
-    } catch (e) {
-      console.error(`proof: no result for ${n}: ${(e as Error).message}`);
-    }
-  }
+  const results = await readFamilyResults<FamilyProof>(outRoot, names, "proof");
   const split = `clean domain ${defaultSplit.clean.join(", ")}; degraded domain ${
     defaultSplit.degraded.join(", ")
   }; test ${defaultSplit.test.join(", ")} (disjoint)`;

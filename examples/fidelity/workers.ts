@@ -35,3 +35,23 @@ export const runFamilyWorkers = async (
   await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, names.length)) }, worker));
   return failed;
 };
+
+/**
+ * The `<outRoot>/<name>/result.json` of every family that has one, in `names` order; a
+ * missing or unreadable one is reported and left out.
+ */
+export const readFamilyResults = async <T>(
+  outRoot: string,
+  names: readonly string[],
+  label: string,
+): Promise<T[]> => {
+  const results: T[] = [];
+  for (const n of names) {
+    try {
+      results.push(JSON.parse(await Deno.readTextFile(`${outRoot}/${n}/result.json`)));
+    } catch (e) {
+      console.error(`${label}: no result for ${n}: ${(e as Error).message}`);
+    }
+  }
+  return results;
+};

@@ -493,6 +493,32 @@ const expectTensor = (
   return verifyFinite(where, name, d);
 };
 
+/** Read a checkpoint file, decode it and its metadata, and verify the stored checksums. */
+const readVerified = async (
+  path: string,
+  where: string,
+): Promise<
+  E.Either<
+    Error,
+    { tensors: ReadonlyMap<string, DecodedTensor>; meta: CheckpointMetadata }
+  >
+> => {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    return E.left(new Error(`${where}: cannot read the file: ${(e as Error).message}`));
+  }
+  const file = decodeSafetensors(bytes);
+  if (E.isLeft(file)) return E.left(new Error(`${where}: ${file.left.message}`));
+  const { tensors, metadata } = file.right;
+  const meta = decodeMetadata(where, metadata);
+  if (E.isLeft(meta)) return meta;
+  const sums = verifyChecksums(where, metadata, meta.right, tensors);
+  if (E.isLeft(sums)) return sums;
+  return E.right({ tensors, meta: meta.right });
+};
+
 /**
  * Load a checkpoint saved by {@linkcode saveCheckpoint}. Validates the metadata with io-ts
  * (errors name the field path), checks that every template leaf (and, with
@@ -507,20 +533,9 @@ export const loadCheckpoint = async <P extends ParamTree>(
   template: CheckpointTemplate<P>,
 ): Promise<E.Either<Error, LoadedCheckpoint<P>>> => {
   const where = `loadCheckpoint(${path})`;
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    return E.left(new Error(`${where}: cannot read the file: ${(e as Error).message}`));
-  }
-  const file = decodeSafetensors(bytes);
-  if (E.isLeft(file)) return E.left(new Error(`${where}: ${file.left.message}`));
-  const { tensors, metadata } = file.right;
-  const meta = decodeMetadata(where, metadata);
-  if (E.isLeft(meta)) return meta;
-  const m = meta.right;
-  const sums = verifyChecksums(where, metadata, m, tensors);
-  if (E.isLeft(sums)) return sums;
+  const file = await readVerified(path, where);
+  if (E.isLeft(file)) return file;
+  const { tensors, meta: m } = file.right;
 
   const plan: { data: DecodedTensor; like: tf.Tensor }[] = [];
   const expected = new Set<string>();
@@ -606,26 +621,16 @@ export const verifyCheckpoint = async (
   path: string,
 ): Promise<E.Either<Error, CheckpointIntegrity>> => {
   const where = `verifyCheckpoint(${path})`;
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    return E.left(new Error(`${where}: cannot read the file: ${(e as Error).message}`));
-  }
-  const file = decodeSafetensors(bytes);
-  if (E.isLeft(file)) return E.left(new Error(`${where}: ${file.left.message}`));
-  const { tensors, metadata } = file.right;
-  const meta = decodeMetadata(where, metadata);
-  if (E.isLeft(meta)) return meta;
-  const sums = verifyChecksums(where, metadata, meta.right, tensors);
-  if (E.isLeft(sums)) return sums;
+  const file = await readVerified(path, where);
+  if (E.isLeft(file)) return file;
+  const { tensors, meta } = file.right;
   for (const [name, d] of tensors) {
     const ok = verifyFinite(where, name, d);
     if (E.isLeft(ok)) return ok;
   }
   return E.right({
     tensors: tensors.size,
-    checksummed: meta.right["deflow.checksums"] !== undefined,
+    checksummed: meta["deflow.checksums"] !== undefined,
   });
 };
 
