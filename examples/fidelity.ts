@@ -12,6 +12,9 @@
  * Families run side by side, one subprocess each (`--jobs`, default 2: one per core).
  * `--quick` (CI) trains 3 steps on small crops: it checks the pipeline, not fidelity.
  * `--report` only rebuilds `report.md` from the families' `result.json` files.
+ * `--curve K` also evaluates K − 1 intermediate checkpoints (evenly spaced; the learning
+ * rate schedule is the full run's) and reports fidelity against training wall clock.
+ * `--batch B` / `--crop S` / `--config F` train an alternative to the CLI's defaults.
  *
  * @module
  */
@@ -24,7 +27,9 @@ import { imagesToTensor, type RgbImage, tensorToImages, writePng } from "../src/
 import { makeGrid } from "../src/image/grid.ts";
 import { degradeImages, describe } from "../src/degrade/types.ts";
 import { configOrThrow, defaultConfig, type ModelConfig } from "../src/model/config.ts";
-import { degrade, prepareSampler } from "../src/model/sample.ts";
+import { degrade, type DomainNormalization, prepareSampler } from "../src/model/sample.ts";
+import type { DeflowParams } from "../src/model/network.ts";
+import { loadModel } from "../src/cli/model.ts";
 import { train, trainDefaults } from "../src/train/loop.ts";
 import { DEFAULT_ITERATIONS } from "../src/cli/commands.ts";
 import { families, familyByName } from "./fidelity/families.ts";
@@ -53,6 +58,9 @@ const { values: args } = parseArgs({
     lr: { type: "string" },
     worker: { type: "boolean", default: false },
     report: { type: "boolean", default: false },
+    curve: { type: "string", default: "1" },
+    batch: { type: "string" },
+    crop: { type: "string" },
   },
 });
 const quick = args.quick ?? false;
@@ -61,9 +69,26 @@ const seed = Number(args.seed);
 const iterations = Number(args.iterations ?? (quick ? 3 : DEFAULT_ITERATIONS));
 const names = args.family ? args.family.split(",") : families.map((f) => f.name);
 for (const n of names) familyByName(n); // fail early on a typo
-if (!Number.isInteger(seed) || !(iterations >= 1)) {
-  console.error("fidelity: --seed must be an integer and --iterations ≥ 1");
+const curve = Number(args.curve);
+const batchArg = args.batch === undefined ? undefined : Number(args.batch);
+const cropArg = args.crop === undefined ? undefined : Number(args.crop);
+if (
+  !Number.isInteger(seed) || !(iterations >= 1) || !Number.isInteger(curve) || curve < 1 ||
+  curve > iterations ||
+  [batchArg, cropArg].some((v) => v !== undefined && !(Number.isInteger(v) && v >= 1))
+) {
+  console.error(
+    "fidelity: --seed must be an integer, --iterations ≥ 1, 1 ≤ --curve ≤ iterations, " +
+      "--batch and --crop positive integers",
+  );
   Deno.exit(2);
+}
+
+/** One point of a fidelity-vs-wall-clock curve. */
+interface CurvePoint {
+  readonly step: number;
+  readonly trainSeconds: number;
+  readonly deflow: MethodResult;
 }
 
 /** What a worker writes to `<out>/<family>/result.json`. */
@@ -82,7 +107,28 @@ interface FamilyResult {
   readonly white: MethodResult;
   readonly deflow: MethodResult;
   readonly config: ModelConfig;
+  readonly batch: number;
+  readonly crop: number;
+  readonly curve?: readonly CurvePoint[];
 }
+
+/** DeFlow samples (τ = 1, 8-bit as `deflow degrade` writes them) of clean crops. */
+const sampleDeflow = async (
+  params: DeflowParams,
+  config: ModelConfig,
+  normalization: DomainNormalization | undefined,
+  clean: readonly RgbImage[],
+): Promise<RgbImage[]> => {
+  const sampler = await prepareSampler(params, config, normalization);
+  const x = imagesToTensor(clean);
+  const [y] = degrade(sampler, x, { temperature: 1, seed: foldIn(seed, 5) });
+  // Saved as 8-bit PNGs by `deflow degrade`: measure what a user gets.
+  const y8 = tf.tidy(() => tf.div(tf.round(tf.mul(tf.clipByValue(y, 0, 1), 255)), 255));
+  const ours = await tensorToImages(y8);
+  tf.dispose([x, y, y8]);
+  sampler.dispose();
+  return ours;
+};
 
 const runFamily = async (name: string): Promise<void> => {
   const family = familyByName(name);
@@ -101,6 +147,10 @@ const runFamily = async (name: string): Promise<void> => {
       `degraded (${defaultSplit.degraded.join(", ")}); ${iterations} iterations`,
   );
   const t0 = performance.now();
+  const batch = batchArg ?? (quick ? 4 : trainDefaults.batch);
+  const crop = cropArg ?? (quick ? 32 : trainDefaults.crop);
+  const every = Math.max(1, Math.round(iterations / curve));
+  const snapshots: { step: number; path: string; trainSeconds: number }[] = [];
   const result = await train({
     clean: col.clean,
     degraded,
@@ -108,12 +158,18 @@ const runFamily = async (name: string): Promise<void> => {
     degradedNames: col.names.degradedSource,
     config,
     iterations,
-    batch: quick ? 4 : trainDefaults.batch,
-    crop: quick ? 32 : trainDefaults.crop,
+    batch,
+    crop,
     seed,
+    ...(curve > 1 ? { checkpointEvery: every } : {}),
     lr: args.lr === undefined ? undefined : Number(args.lr),
     outDir: dir,
     onProgress: (p) => {
+      if (curve > 1 && p.event === "checkpoint" && p.checkpoint && p.step < p.iterations) {
+        const path = `${dir}/curve-${p.step}.safetensors`;
+        Deno.copyFileSync(p.checkpoint, path);
+        snapshots.push({ step: p.step, path, trainSeconds: (performance.now() - t0) / 1000 });
+      }
       if (p.event === "step" && (p.step % 100 === 0 || p.step === p.iterations)) {
         log(
           `step ${p.step}/${p.iterations} clean ${p.clean.toFixed(3)} degraded ${
@@ -132,17 +188,23 @@ const runFamily = async (name: string): Promise<void> => {
   const floorImgs = await degradeImages(op, clean, foldIn(seed, 3));
   const sigmas = fitWhiteNoiseSigmas(col.clean, degraded);
   const white = await whiteNoiseBaseline(clean, sigmas, foldIn(seed, 4));
-  const sampler = await prepareSampler(result.params, result.config, result.normalization);
-  const x = imagesToTensor(clean);
-  const [y] = degrade(sampler, x, { temperature: 1, seed: foldIn(seed, 5) });
-  // Saved as 8-bit PNGs by `deflow degrade`: measure what a user gets.
-  const y8 = tf.tidy(() => tf.div(tf.round(tf.mul(tf.clipByValue(y, 0, 1), 255)), 255));
-  const ours = await tensorToImages(y8);
-  tf.dispose([x, y, y8]);
-  sampler.dispose();
+  const ours = await sampleDeflow(result.params, result.config, result.normalization, clean);
   disposeParams(result.params);
 
   const realValues = measure(real, clean);
+  const curvePoints: CurvePoint[] = [];
+  for (const snap of snapshots) {
+    const m = await loadModel(snap.path);
+    const imgs = await sampleDeflow(m.params, m.config, m.normalization, clean);
+    disposeParams(m.params);
+    curvePoints.push({
+      step: snap.step,
+      trainSeconds: snap.trainSeconds,
+      deflow: compareMethod(imgs, real, clean, realValues),
+    });
+    await Deno.remove(snap.path);
+    log(`curve: evaluated step ${snap.step}`);
+  }
   const res: FamilyResult = {
     family: name,
     summary: family.summary,
@@ -158,6 +220,16 @@ const runFamily = async (name: string): Promise<void> => {
     white: compareMethod(white, real, clean, realValues),
     deflow: compareMethod(ours, real, clean, realValues),
     config,
+    batch,
+    crop,
+    ...(curvePoints.length > 0
+      ? {
+        curve: [
+          ...curvePoints,
+          { step: result.step, trainSeconds, deflow: compareMethod(ours, real, clean, realValues) },
+        ],
+      }
+      : {}),
   };
   await Deno.writeTextFile(`${dir}/result.json`, JSON.stringify(res, null, 2));
   const shown = Array.from(
@@ -175,6 +247,30 @@ const fmt = (
   v: number,
 ) => (Number.isFinite(v) ? (Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(3)) : "n/a");
 const f3 = (v: readonly number[]) => v.map((x) => x.toFixed(4)).join(" / ");
+
+/** Markdown for a family's fidelity-vs-wall-clock curve (empty without `--curve`). */
+const curveTable = (r: FamilyResult): string[] => {
+  if (!r.curve || r.curve.length === 0) return [];
+  const keys = ["noiseLevel", "flatNoise", "spectrum", "patchCov", "pairedSpectrum"] as const;
+  const label = (k: string) => distanceLabels.find(([key]) => key === k)?.[1] ?? k;
+  return [
+    `Fidelity against training wall clock (batch ${r.batch}, crop ${r.crop}; intermediate ` +
+    "points use the full run's learning-rate schedule):",
+    "",
+    `| step | train min | beats white | ${keys.map(label).join(" | ")} |`,
+    `|---|---|---|${keys.map(() => "---").join("|")}|`,
+    ...r.curve.map((c) => {
+      const wins = distanceLabels.filter(([k]) => c.deflow.distances[k] < r.white.distances[k])
+        .length;
+      return `| ${c.step} | ${
+        (c.trainSeconds / 60).toFixed(1)
+      } | ${wins}/${distanceLabels.length} | ${
+        keys.map((k) => fmt(c.deflow.distances[k])).join(" | ")
+      } |`;
+    }),
+    "",
+  ];
+};
 
 /** Markdown for one family. */
 const familyTable = (r: FamilyResult): string[] => {
@@ -212,6 +308,7 @@ const familyTable = (r: FamilyResult): string[] => {
       r.deflow.values.blockiness.toFixed(3)
     } |`,
     "",
+    ...curveTable(r),
     `![${r.family}: clean | real | DeFlow | white noise | 2nd true sample](${r.family}/grid.png)`,
     "",
   ];
@@ -256,6 +353,9 @@ if (args.report) {
     `--seed=${seed}`,
     ...(args.config ? [`--config=${args.config}`] : []),
     ...(args.lr ? [`--lr=${args.lr}`] : []),
+    `--curve=${curve}`,
+    ...(args.batch ? [`--batch=${args.batch}`] : []),
+    ...(args.crop ? [`--crop=${args.crop}`] : []),
   ];
   const failed =
     (await runFamilyWorkers(new URL(import.meta.url), names, passThrough, jobs, "fidelity"))

@@ -6,7 +6,8 @@
  *
  * The reference takes the flow's latents and log-det from `encode` (the flow itself is
  * checked by the law kit) and recomputes everything the objective adds on top of them:
- * the Gaussian log-densities of both domains from μ and M, the domain mixture, the
+ * the Gaussian log-densities of both domains from μ, M and the per-position shift scale
+ * a(h)² (recomputed in float64 from the features and the scale heads), the domain mixture, the
  * `D·log(bins)` term, the mean, and the closed-form gradients w.r.t. μ and M.
  *
  * To make `lossAndGrads`/`trainStep` comparable without depending on how they derive their
@@ -24,7 +25,8 @@ import {
 import type { LatentShiftParams } from "../src/layers/latentShift.ts";
 import type { ModelConfig } from "../src/model/config.ts";
 import { conditionInput } from "../src/model/conditioning.ts";
-import { type DeflowParams, encode } from "../src/model/network.ts";
+import { type DeflowParams, encode, levelFeatures } from "../src/model/network.ts";
+import { networkLayout } from "../src/model/layout.ts";
 import {
   bitsPerDim,
   dequantize,
@@ -74,14 +76,14 @@ const spdInverse = (a: Float64Array, c: number): Float64Array => {
   return inv;
 };
 
-/** A = I + M·Mᵀ. */
-const aOf = (m: Float64Array, c: number): Float64Array => {
+/** A = I + a²·M·Mᵀ (a² = 1: the plain shift; else the per-position scale of `adaptiveShift`). */
+const aOf = (m: Float64Array, c: number, a2 = 1): Float64Array => {
   const a = new Float64Array(c * c);
   for (let i = 0; i < c; i++) {
     for (let j = 0; j < c; j++) {
-      let s = i === j ? 1 : 0;
+      let s = 0;
       for (let k = 0; k < c; k++) s += m[i * c + k] * m[j * c + k];
-      a[i * c + j] = s;
+      a[i * c + j] = (i === j ? 1 : 0) + a2 * s;
     }
   }
   return a;
@@ -94,8 +96,16 @@ interface Shift64 {
 }
 
 interface Encoded64 {
-  /** Per latent: values `[N·H·W·C]` and channels. */
-  readonly latents: { readonly z: Float64Array; readonly c: number; readonly perSample: number }[];
+  /**
+   * Per latent: values `[N·H·W·C]`, channels, and the per-position shift scale a² `[N·H·W]`
+   * (`adaptiveShift`, recomputed here in float64 from the features and the head), else null.
+   */
+  readonly latents: {
+    readonly z: Float64Array;
+    readonly c: number;
+    readonly perSample: number;
+    readonly a2: Float64Array | null;
+  }[];
   readonly logDet: Float64Array;
   readonly n: number;
   readonly dims: number;
@@ -108,13 +118,41 @@ const encode64 = async (
   cond: tf.Tensor4D,
 ): Promise<Encoded64> => {
   const e = encode(params, cfg, x, cond);
+  const a2s = await scales64(params, cfg, x, cond);
   const latents = [];
-  for (const z of e.latents) {
-    latents.push({ z: await read(z), c: z.shape[3], perSample: z.size / z.shape[0] });
+  for (const [i, z] of e.latents.entries()) {
+    latents.push({ z: await read(z), c: z.shape[3], perSample: z.size / z.shape[0], a2: a2s[i] });
   }
   const logDet = await read(e.logDet);
   tf.dispose([...e.latents, e.logDet]);
   return { latents, logDet, n: x.shape[0], dims: x.size / x.shape[0] };
+};
+
+/** a(h)² per latent position in float64: `log a = 3·tanh((h·w + b)/3)` (null without the option). */
+const scales64 = async (
+  params: DeflowParams,
+  cfg: ModelConfig,
+  x: tf.Tensor4D,
+  cond: tf.Tensor4D,
+): Promise<(Float64Array | null)[]> => {
+  const layout = networkLayout(cfg, x.shape[1], x.shape[2]);
+  if (!cfg.adaptiveShift) return layout.latents.map(() => null);
+  const feats = levelFeatures(params, cfg, cond, x.shape[1], x.shape[2]);
+  const out: Float64Array[] = [];
+  for (const [i, l] of layout.latents.entries()) {
+    const f = feats[l.level - 1];
+    const fc = f.shape[3];
+    const h = await read(f);
+    const w = await read(params.shiftScales[i].w);
+    const b = (await read(params.shiftScales[i].b))[0];
+    out.push(Float64Array.from({ length: h.length / fc }, (_, p) => {
+      let raw = b;
+      for (let k = 0; k < fc; k++) raw += h[p * fc + k] * w[k];
+      return Math.exp(2 * 3 * Math.tanh(raw / 3));
+    }));
+  }
+  tf.dispose(feats);
+  return out;
 };
 
 const shifts64 = (params: DeflowParams): Promise<Shift64[]> =>
@@ -130,15 +168,15 @@ const LOG2PI = Math.log(2 * Math.PI);
 const logp64 = (enc: Encoded64, shifts: readonly Shift64[]) => {
   const clean = Float64Array.from(enc.logDet);
   const degraded = Float64Array.from(enc.logDet);
-  enc.latents.forEach(({ z, c, perSample }, li) => {
+  enc.latents.forEach(({ z, c, perSample, a2 }, li) => {
     const { mu, m } = shifts[li];
-    const a = aOf(m, c);
-    const inv = spdInverse(a, c);
-    const l = chol(a, c);
-    let logDetA = 0;
-    for (let i = 0; i < c; i++) logDetA += 2 * Math.log(l[i * c + i]);
     for (let n = 0; n < enc.n; n++) {
       for (let p = n * perSample; p < (n + 1) * perSample; p += c) {
+        const a = aOf(m, c, a2 ? a2[p / c] : 1);
+        const inv = spdInverse(a, c);
+        const l = chol(a, c);
+        let logDetA = 0;
+        for (let i = 0; i < c; i++) logDetA += 2 * Math.log(l[i * c + i]);
         let qc = 0;
         let qd = 0;
         for (let i = 0; i < c; i++) {
@@ -172,21 +210,22 @@ const loss64 = (
 /** d loss / dμ and d loss / dM of every shift (closed form), float64. */
 const shiftGrads64 = (enc: Encoded64, shifts: readonly Shift64[], mask: readonly number[]) => {
   const scale = 1 / (enc.n * enc.dims * Math.LN2);
-  return enc.latents.map(({ z, c, perSample }, li) => {
+  return enc.latents.map(({ z, c, perSample, a2 }, li) => {
     const { mu, m } = shifts[li];
-    const inv = spdInverse(aOf(m, c), c);
     const gMu = new Float64Array(c);
-    const gA = new Float64Array(c * c); // ∂(−log p)/∂A, summed over degraded positions
+    const gA = new Float64Array(c * c); // ∂(−log p)/∂(M·Mᵀ), summed over degraded positions
     for (let n = 0; n < enc.n; n++) {
       if (!mask[n]) continue;
       for (let p = n * perSample; p < (n + 1) * perSample; p += c) {
+        const s2 = a2 ? a2[p / c] : 1; // A_p = I + s2·M·Mᵀ
+        const inv = spdInverse(aOf(m, c, s2), c);
         const w = new Float64Array(c); // A⁻¹(z − μ)
         for (let i = 0; i < c; i++) {
           for (let j = 0; j < c; j++) w[i] += inv[i * c + j] * (z[p + j] - mu[j]);
         }
         for (let i = 0; i < c; i++) {
           gMu[i] -= w[i];
-          for (let j = 0; j < c; j++) gA[i * c + j] += 0.5 * (inv[i * c + j] - w[i] * w[j]);
+          for (let j = 0; j < c; j++) gA[i * c + j] += 0.5 * s2 * (inv[i * c + j] - w[i] * w[j]);
         }
       }
     }
@@ -350,7 +389,8 @@ Deno.test("lossAndGrads: value and gradients match the float64 reference (μ, M 
     }
 
     // Flow and encoder gradients: directional derivative of the float64 reference loss.
-    for (const group of ["levels.", "encoder."]) {
+    assert.ok(config.adaptiveShift, "the production config has per-position shift scales");
+    for (const group of ["levels.", "encoder.", "shiftScales."]) {
       const sel = trainable.filter((n) => n.path.startsWith(group));
       const dirs = sel.map((n, k) => tf.randomNormal(n.tensor.shape, 0, 1, "float32", 100 + k));
       let gv = 0;

@@ -27,21 +27,37 @@ import { tf } from "../src/tf.ts";
 import { disposeParams } from "../src/core/params.ts";
 import type { LatentShiftParams } from "../src/layers/latentShift.ts";
 import { conditionInput } from "../src/model/conditioning.ts";
-import { type DeflowParams, encode } from "../src/model/network.ts";
+import {
+  type DeflowParams,
+  encode,
+  latentShiftScales,
+  levelFeatures,
+} from "../src/model/network.ts";
 import { degrade, type DomainNormalization, prepareSampler, restore } from "../src/model/sample.ts";
 import { maxAbsDiff, noLeak, perturbedModel, read, tinyConfig, useBackend } from "./_helpers.ts";
 
 const config = tinyConfig({ conditionNoise: 0 });
 
-/** Tiny perturbed model whose shifts are replaced by `shift(c, i)`. */
+/**
+ * Tiny perturbed model whose shifts are replaced by `shift(c, i)` and whose per-position
+ * shift scales are reset to `a = 1` (the closed forms below are the paper's; the scaled
+ * shift through this same sampling path is checked in `scaled_shift_test.ts`).
+ */
 const withShifts = (
   seed: number,
   shift: (c: number, i: number) => LatentShiftParams,
 ): DeflowParams => {
   const p = perturbedModel(config, seed, 0.05);
   const shifts = p.shifts.map((s, i) => shift(s.mu.shape[0], i));
-  tf.dispose(p.shifts.flatMap((s) => [s.mu, s.m]));
-  return { ...p, shifts };
+  const shiftScales = p.shiftScales.map((h) => ({
+    w: tf.zerosLike(h.w) as tf.Tensor2D,
+    b: tf.zerosLike(h.b) as tf.Tensor1D,
+  }));
+  tf.dispose([
+    ...p.shifts.flatMap((s) => [s.mu, s.m]),
+    ...p.shiftScales.flatMap((h) => [h.w, h.b]),
+  ]);
+  return { ...p, shifts, shiftScales };
 };
 
 const shiftOf = (c: number, seed: number, mu: number, diag: number, off: number) => ({
@@ -207,6 +223,57 @@ Deno.test("degrade: re-encoded shifts have mean τ·μ and covariance τ²·M·M
       y.dispose();
     }
     x.dispose();
+  });
+  sampler.dispose();
+  disposeParams(params);
+});
+
+Deno.test("degrade with per-position shift scales: (Δz − τ·μ)/a(h) has covariance τ²·M·Mᵀ", async () => {
+  await useBackend("wasm");
+  const base = withShifts(47, (c, i) => shiftOf(c, 300 + i, 0.05, 0.02, 0.006));
+  // Scale heads that vary across positions: log a = 3·tanh((h·w + b)/3).
+  const params: DeflowParams = {
+    ...base,
+    shiftScales: base.shiftScales.map((h, i) => {
+      tf.dispose([h.w, h.b]);
+      return {
+        w: tf.randomNormal(h.w.shape, 0, 0.4, "float32", 500 + i) as tf.Tensor2D,
+        b: tf.fill([1], -0.2) as tf.Tensor1D,
+      };
+    }),
+  };
+  const sampler = await prepareSampler(params, config);
+  await noLeak("scaled degrade moments", async () => {
+    const x = smooth(4, 32, 48, 0.4, 0.6);
+    const zx = await latents(params, x, x);
+    const cond = cond0(x);
+    const feats = levelFeatures(params, config, cond, 32, 48);
+    const maps = latentShiftScales(params, config, feats, false)!;
+    const scales = await Promise.all(maps.map(read));
+    tf.dispose([cond, ...feats, ...maps]);
+    const tau = 0.8;
+    const [y] = degrade(sampler, x, { temperature: tau, seed: 13 });
+    await assertNoClipping(y, "scaled");
+    const zy = await latents(params, y, x);
+    for (let l = 0; l < zx.length; l++) {
+      const c = zx[l].c;
+      const a = scales[l];
+      const spread = Math.sqrt(moments(a, 1).cov[0]);
+      assert.ok(spread > 0.05, `latent ${l}: the scale map must vary (std ${spread})`);
+      const mu = await read(params.shifts[l].mu);
+      const want = mmT(await read(params.shifts[l].m), c).map((v) => tau * tau * v);
+      const delta = zy[l].v.map((v, k) => v - zx[l].v[k] - tau * mu[k % c]);
+      const scaled = moments(delta.map((v, k) => v / a[Math.floor(k / c)]), c);
+      const bound = 3 * Math.sqrt((c + 1) / scaled.n);
+      assert.ok(
+        relErr(scaled.cov, want) < bound,
+        `latent ${l}: cov of (Δz − τμ)/a rel. error ${relErr(scaled.cov, want)} (bound ${bound})`,
+      );
+      // Not vacuous: without dividing by a, the same statistic is off.
+      const raw = moments(delta, c);
+      assert.ok(relErr(raw.cov, want) > bound, `latent ${l}: scale has no visible effect`);
+    }
+    tf.dispose([x, y]);
   });
   sampler.dispose();
   disposeParams(params);

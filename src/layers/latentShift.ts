@@ -35,7 +35,6 @@ import { NonFiniteError, ShapeError, showShape } from "../core/errors.ts";
 import { normals, rng, tfSeed } from "../core/random.ts";
 import {
   disposeSpd,
-  prepareSpd,
   spdCholesky,
   spdInverseLogDet,
   type SpdStats,
@@ -45,6 +44,7 @@ import {
 import { matmul, transpose } from "../linalg/dense.ts";
 import { fromMatrix, toMatrix } from "../linalg/tensor.ts";
 import { matMul } from "../nn/fastOps.ts";
+import { type ShiftEigen, shiftEigenFromMatrix } from "./scaledShift.ts";
 
 /** The learned parameters of one latent shift (one per latent of a multi-scale flow). */
 export type LatentShiftParams = {
@@ -58,7 +58,7 @@ export type LatentShiftParams = {
  * Float64-computed statistics of `A = I + M·Mᵀ` (as float32 tensors) for one value of the
  * parameters, plus a square root of the posterior covariance.
  */
-export interface ShiftStats extends SpdStats {
+export interface ShiftStats extends SpdStats, ShiftEigen {
   /**
    * `S` with `S·Sᵀ = Σ·A⁻¹` (the posterior covariance): `S = M·chol(I + MᵀM)⁻ᵀ`, by the
    * push-through identity `M·Mᵀ·(I + M·Mᵀ)⁻¹ = M·(I + MᵀM)⁻¹·Mᵀ`. Defined even when `Σ` is
@@ -67,8 +67,11 @@ export interface ShiftStats extends SpdStats {
   readonly postSqrt: tf.Tensor2D;
 }
 
-/** Statistics of `B = jitter·I + M·Mᵀ` for the paired likelihood (eq. 5). */
-export type PairedStats = SpdStats;
+/**
+ * Statistics of `B = jitter·I + M·Mᵀ` for the paired likelihood (eq. 5), with the
+ * eigen-decomposition of `M·Mᵀ` (for the per-position scaled shift).
+ */
+export type PairedStats = SpdStats & ShiftEigen;
 
 /** Options of the samplers. */
 export interface ShiftSampleOptions {
@@ -218,13 +221,13 @@ const prepare = async (p: LatentShiftParams): Promise<ShiftStats> => {
   // Posterior square root S = M·chol(I + MᵀM)⁻ᵀ (see ShiftStats.postSqrt).
   const b = spdStats64(transpose(mm), 1);
   const postSqrt = fromMatrix(matmul(mm, transpose(b.cholInv)));
-  return { ...spd, postSqrt };
+  return { ...spd, ...shiftEigenFromMatrix(mm), postSqrt };
 };
 
 const disposeStats = (stats: SpdStats): void => {
   disposeSpd(stats);
-  const post = (stats as Partial<ShiftStats>).postSqrt;
-  if (post) post.dispose();
+  const extra = stats as Partial<ShiftStats>;
+  tf.dispose([extra.postSqrt, extra.eigVectors, extra.eigValues].filter((t) => t !== undefined));
 };
 
 const logProbClean = (z: tf.Tensor4D): tf.Tensor1D =>
@@ -314,7 +317,8 @@ const preparePaired = async (
   if (!Number.isFinite(jitter) || jitter <= 0) {
     throw new RangeError(`latentShift.preparePaired: jitter must be finite and > 0, got ${jitter}`);
   }
-  return await prepareSpd(p.m, jitter);
+  const mm = await toMatrix(p.m);
+  return { ...spdStatsFromMatrix(mm, jitter), ...shiftEigenFromMatrix(mm) };
 };
 
 const pairedLogProb = (

@@ -66,6 +66,8 @@ export interface ModelConfigInput {
   readonly shiftDataInit?: boolean;
   /** See {@linkcode ModelConfig.conditionResidual}. */
   readonly conditionResidual?: boolean;
+  /** See {@linkcode ModelConfig.adaptiveShift}. */
+  readonly adaptiveShift?: boolean;
 }
 
 /** A finite number in `[min, max]` (`(min, max]` when `open`). */
@@ -108,6 +110,7 @@ export const ModelConfigCodec: t.Decoder<unknown, ModelConfigInput> = t.exact(
     imageChannels: t.literal(3),
     shiftDataInit: t.boolean,
     conditionResidual: t.boolean,
+    adaptiveShift: t.boolean,
   }),
   "ModelConfig",
 );
@@ -164,6 +167,15 @@ export interface ModelConfig {
    * difference. Checkpoints written before this field existed load with `false`.
    */
   readonly conditionResidual: boolean;
+  /**
+   * The degraded domain's latent shift has a per-position scale `a(h)` computed from the
+   * conditioning features: `u_p ~ N(μ, a_p²·M·Mᵀ)` (see `src/layers/scaledShift.ts`).
+   * Default true. The flow decodes latents through a content-dependent gain, so a
+   * position-invariant latent noise comes out too weak in flat regions and too strong
+   * in texture; `a(h)` (initialised to 1, the paper's shift) can undo that gain.
+   * Checkpoints written before this field existed load with `false`.
+   */
+  readonly adaptiveShift: boolean;
 }
 
 /** The default configuration: small enough to train on a 2-core CPU in minutes. */
@@ -183,6 +195,7 @@ export const defaultConfig: ModelConfig = {
   shiftDataInit: true,
   imageChannels: 3,
   conditionResidual: true,
+  adaptiveShift: true,
 };
 
 /** The sizes of the authors' configuration (NTIRE/AIM): L 3, K 16, hidden 64, RRDB 64/23/32. */
@@ -233,6 +246,7 @@ const FIELDS: readonly string[] = [
   "imageChannels",
   "shiftDataInit",
   "conditionResidual",
+  "adaptiveShift",
 ];
 const ENCODER_FIELDS: readonly string[] = ["nf", "nb", "gc"];
 
@@ -331,11 +345,11 @@ export const configToJson = (c: ModelConfig): Record<string, unknown> =>
 /**
  * Decode a configuration stored in a checkpoint: as {@linkcode decodeConfig}, but fields
  * added after the checkpoint was written take the value that reproduces the old model
- * (`conditionResidual: false`), not today's default.
+ * (`conditionResidual: false`, `adaptiveShift: false`), not today's default.
  */
 export const decodeStoredConfig = (stored: unknown): E.Either<string[], ModelConfig> =>
   decodeConfig(
     typeof stored === "object" && stored !== null && !Array.isArray(stored)
-      ? { conditionResidual: false, ...stored }
+      ? { conditionResidual: false, adaptiveShift: false, ...stored }
       : stored,
   );

@@ -22,6 +22,7 @@ import { type EncoderParams, resizeFeatures, rrdbEncoder } from "./encoder.ts";
 import { bicubicResize } from "../image/resize.ts";
 import type { ModelConfig } from "./config.ts";
 import { latentChannels, levelChannels, networkLayout } from "./layout.ts";
+import { initShiftScale, shiftScale, shiftScale2, type ShiftScaleParams } from "./shiftScale.ts";
 
 /** Parameters of one level. */
 export type LevelParams = {
@@ -41,6 +42,11 @@ export type DeflowParams = {
   readonly levels: readonly LevelParams[];
   /** One latent shift per latent, in latent order (split latents, then final). */
   readonly shifts: readonly LatentShiftParams[];
+  /**
+   * With `config.adaptiveShift`, one per-position scale head per latent (in latent
+   * order), else empty.
+   */
+  readonly shiftScales: readonly ShiftScaleParams[];
 };
 
 /** Channels of the conditioning features every flow step sees. */
@@ -74,7 +80,40 @@ export const initParams = (config: ModelConfig, seed: number): DeflowParams => {
     encoder: rrdbEncoder.init(encSeed, config.encoder, config.imageChannels),
     levels,
     shifts,
+    shiftScales: config.adaptiveShift ? shifts.map(() => initShiftScale(cc)) : [],
   };
+};
+
+/**
+ * The per-position scale maps of the latent shifts (`config.adaptiveShift`), one per
+ * latent, `[N, h, w, 1]` at the latent's resolution, from the level features; `null`
+ * without `adaptiveShift`. `squared` gives `a²` (for the densities), else `a` (for
+ * sampling).
+ */
+export const latentShiftScales = (
+  params: DeflowParams,
+  config: ModelConfig,
+  features: readonly tf.Tensor4D[],
+  squared: boolean,
+): tf.Tensor4D[] | null => {
+  if (!config.adaptiveShift) return null;
+  if (params.shiftScales.length !== latentChannels(config).length) {
+    throw new ShapeError(
+      `deflow: the config asks for adaptiveShift but the parameters have ` +
+        `${params.shiftScales.length} scale heads for ${latentChannels(config).length} latents`,
+    );
+  }
+  const levelOf = latentLevels(config);
+  return params.shiftScales.map((s, i) =>
+    (squared ? shiftScale2 : shiftScale)(s, features[levelOf[i] - 1])
+  );
+};
+
+/** The level (1-based) that emits each latent, in latent order. */
+const latentLevels = (config: ModelConfig): number[] => {
+  const lc = levelChannels(config);
+  const split = lc.flatMap((l, i) => (l.emitted > 0 ? [i + 1] : []));
+  return [...split, config.levels];
 };
 
 /**

@@ -8,10 +8,21 @@
 import { tf } from "../tf.ts";
 import { tfSeed } from "../core/random.ts";
 import { sumLogDets } from "../core/bijector.ts";
-import { latentShift, type LatentShiftParams, type ShiftStats } from "../layers/latentShift.ts";
+import {
+  latentShift,
+  type LatentShiftParams,
+  type PairedStats,
+  type ShiftStats,
+} from "../layers/latentShift.ts";
+import { scaledLogProb, scaledPairedLogProb } from "../layers/scaledShift.ts";
 import type { SpdStats } from "../linalg/spd.ts";
 import type { ModelConfig } from "./config.ts";
-import { type DeflowParams, encodeWithFeatures, levelFeatures } from "./network.ts";
+import {
+  type DeflowParams,
+  encodeWithFeatures,
+  latentShiftScales,
+  levelFeatures,
+} from "./network.ts";
 
 /**
  * Uniform dequantisation: `x + (u − ½)/bins`, `u ~ U(0, 1)` per value (seeded). The
@@ -35,17 +46,27 @@ export const disposeShiftStats = (stats: readonly SpdStats[]): void => {
 export type LogLikelihood = {
   /** log p(x) under the clean model N(0, I) (plus the flow's log-det), `[N]`. */
   readonly clean: tf.Tensor1D;
-  /** log p(x) under the degraded model N(μ, I + MMᵀ) (plus the flow's log-det), `[N]`. */
+  /**
+   * log p(x) under the degraded model N(μ, I + MMᵀ) — with `config.adaptiveShift`,
+   * N(μ, I + a(h)²·MMᵀ) per position — (plus the flow's log-det), `[N]`.
+   */
   readonly degraded: tf.Tensor1D;
 };
 
 const latentTerms = (
   shifts: readonly LatentShiftParams[],
-  stats: readonly SpdStats[],
+  stats: readonly ShiftStats[],
   latents: readonly tf.Tensor4D[],
+  scales2: readonly tf.Tensor4D[] | null,
 ): { clean: tf.Tensor1D; degraded: tf.Tensor1D } => ({
   clean: sumLogDets(latents.map((z) => latentShift.logProbClean(z))),
-  degraded: sumLogDets(latents.map((z, i) => latentShift.logProbDegraded(shifts[i], stats[i], z))),
+  degraded: sumLogDets(
+    latents.map((z, i) =>
+      scales2
+        ? scaledLogProb(shifts[i], stats[i], z, scales2[i])
+        : latentShift.logProbDegraded(shifts[i], stats[i], z)
+    ),
+  ),
 });
 
 /**
@@ -56,14 +77,15 @@ const latentTerms = (
 export const logLikelihood = (
   params: DeflowParams,
   config: ModelConfig,
-  stats: readonly SpdStats[],
+  stats: readonly ShiftStats[],
   x: tf.Tensor4D,
   condInput: tf.Tensor4D,
 ): LogLikelihood =>
   tf.tidy(() => {
     const feats = levelFeatures(params, config, condInput, x.shape[1], x.shape[2]);
     const { latents, logDet } = encodeWithFeatures(params, config, x, feats);
-    const t = latentTerms(params.shifts, stats, latents);
+    const scales2 = latentShiftScales(params, config, feats, true);
+    const t = latentTerms(params.shifts, stats, latents, scales2);
     return { clean: tf.add(t.clean, logDet), degraded: tf.add(t.degraded, logDet) };
   });
 
@@ -85,7 +107,7 @@ export const bitsPerDim = (logp: tf.Tensor1D, dims: number, bins: number): tf.Te
 export const unpairedLoss = (
   params: DeflowParams,
   config: ModelConfig,
-  stats: readonly SpdStats[],
+  stats: readonly ShiftStats[],
   x: tf.Tensor4D,
   condInput: tf.Tensor4D,
   degradedMask: tf.Tensor1D,
@@ -104,7 +126,7 @@ export const unpairedLoss = (
 export const preparePairedShifts = (
   params: DeflowParams,
   jitter = 1e-4,
-): Promise<SpdStats[]> =>
+): Promise<PairedStats[]> =>
   Promise.all(params.shifts.map((s) => latentShift.preparePaired(s, { jitter })));
 
 /**
@@ -115,7 +137,7 @@ export const preparePairedShifts = (
 export const pairedLogLikelihood = (
   params: DeflowParams,
   config: ModelConfig,
-  pairedStats: readonly SpdStats[],
+  pairedStats: readonly PairedStats[],
   x: tf.Tensor4D,
   y: tf.Tensor4D,
   condInput: tf.Tensor4D,
@@ -124,8 +146,18 @@ export const pairedLogLikelihood = (
     const feats = levelFeatures(params, config, condInput, x.shape[1], x.shape[2]);
     const ex = encodeWithFeatures(params, config, x, feats);
     const ey = encodeWithFeatures(params, config, y, feats);
+    const scales2 = latentShiftScales(params, config, feats, true);
     const terms = ey.latents.map((zy, i) =>
-      latentShift.pairedLogProb(params.shifts[i], pairedStats[i], zy, ex.latents[i])
+      scales2
+        ? scaledPairedLogProb(
+          params.shifts[i],
+          pairedStats[i],
+          zy,
+          ex.latents[i],
+          scales2[i],
+          pairedStats[i].ridge,
+        )
+        : latentShift.pairedLogProb(params.shifts[i], pairedStats[i], zy, ex.latents[i])
     );
     return tf.add(sumLogDets(terms), ey.logDet) as tf.Tensor1D;
   });

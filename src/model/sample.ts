@@ -23,6 +23,7 @@ import { affineInjector } from "../layers/affineInjector.ts";
 import { transitionStep } from "../layers/flowStep.ts";
 import { invConv1x1 } from "../layers/invConv1x1.ts";
 import { latentShift, type ShiftStats } from "../layers/latentShift.ts";
+import { scaledSample, scaledSamplePosterior } from "../layers/scaledShift.ts";
 import { split } from "../layers/split.ts";
 import { squeeze } from "../layers/squeeze.ts";
 import { convNet } from "../nn/convNet.ts";
@@ -34,6 +35,7 @@ import {
   type DeflowParams,
   disposeInverses,
   fromResidual,
+  latentShiftScales,
   levelFeatures,
   toResidual,
   withInverses,
@@ -282,7 +284,17 @@ const opts = (o: SampleOptions) => {
   };
 };
 
-type LatentMap = (z: tf.Tensor4D, latent: number, seed: number, temperature: number) => tf.Tensor4D;
+/**
+ * Maps one latent of a tile; `scale` is the latent's per-position shift scale map
+ * (`config.adaptiveShift`: `a` for degrading, `a²` for restoring) or `null`.
+ */
+type LatentMap = (
+  z: tf.Tensor4D,
+  latent: number,
+  seed: number,
+  temperature: number,
+  scale: tf.Tensor4D | null,
+) => tf.Tensor4D;
 
 /**
  * The shared sampling path: tile, condition on each window, encode, map every latent,
@@ -293,6 +305,7 @@ const sampleThroughLatents = (
   x: tf.Tensor4D,
   options: SampleOptions,
   what: string,
+  squaredScales: boolean,
   mapLatent: LatentMap,
   before?: (x: tf.Tensor4D) => tf.Tensor4D,
   after?: (y: tf.Tensor4D) => tf.Tensor4D,
@@ -319,7 +332,10 @@ const sampleThroughLatents = (
           const feats = levelFeatures(params, config, cond, win.shape[1], win.shape[2]);
           const levels = sharedInjectorLevels(params, config, feats);
           const latents = encodeLatents(levels, config, win, feats);
-          const mapped = latents.map((z, i) => mapLatent(z, i, foldIn(seed, i + 1), o.temperature));
+          const scales = latentShiftScales(params, config, feats, squaredScales);
+          const mapped = latents.map((z, i) =>
+            mapLatent(z, i, foldIn(seed, i + 1), o.temperature, scales ? scales[i] : null)
+          );
           return decodeLatents(levels, config, mapped, feats);
         },
       );
@@ -342,14 +358,15 @@ export const degrade = (
     x,
     options,
     "degrade",
-    (z, i, seed, temperature) =>
-      tf.add(
-        z,
-        latentShift.sample(sampler.params.shifts[i], z.shape as unknown as Shape4, {
-          temperature,
-          seed,
-        }),
-      ) as tf.Tensor4D,
+    false,
+    (z, i, seed, temperature, scale) => {
+      const shape = z.shape as unknown as Shape4;
+      const p = sampler.params.shifts[i];
+      const u = scale
+        ? scaledSample(p, shape, scale, { temperature, seed })
+        : latentShift.sample(p, shape, { temperature, seed });
+      return tf.add(z, u) as tf.Tensor4D;
+    },
     undefined,
     norm ? (y) => normalize(y, norm.clean, norm.degraded) : undefined,
   );
@@ -370,11 +387,17 @@ export const restore = (
     y,
     options,
     "restore",
-    (z, i, seed, temperature) =>
-      latentShift.samplePosterior(sampler.params.shifts[i], sampler.stats[i], z, {
-        temperature,
-        seed,
-      }),
+    true,
+    (z, i, seed, temperature, scale2) =>
+      scale2
+        ? scaledSamplePosterior(sampler.params.shifts[i], sampler.stats[i], z, scale2, {
+          temperature,
+          seed,
+        })
+        : latentShift.samplePosterior(sampler.params.shifts[i], sampler.stats[i], z, {
+          temperature,
+          seed,
+        }),
     norm ? (x) => normalize(x, norm.degraded, norm.clean) : undefined,
   );
 };
