@@ -1,12 +1,17 @@
 /**
  * The one place that loads TensorFlow.js.
  *
- * `@tensorflow/tfjs-core` alone registers no gradient functions, and its per-op
- * gradient modules cannot be imported one by one under Deno (they use extensionless
- * ESM specifiers). The `@tensorflow/tfjs` union package registers all of them when it
- * loads, so it is imported here once for that side effect. Every module of deflow
- * imports `tf` from this file, never from the package directly, so gradients are
- * always available.
+ * `tf` is `@tensorflow/tfjs-core` with gradients registered. tfjs-core's Node entry
+ * registers no gradient functions, and its per-op gradient modules cannot be imported
+ * under Deno (they use extensionless ESM specifiers); the `@tensorflow/tfjs` union
+ * package registers them but costs ~240 MB of `node_modules`. So `src/gradients.ts`
+ * registers the gradients deflow needs (ported from tfjs-core) when this module loads,
+ * and `@tensorflow/tfjs-backend-cpu` is loaded as the fallback backend (what tfjs picks
+ * in Deno when no other backend was initialised). Every module of deflow imports `tf`
+ * from this file, never from the package directly, so gradients are always available.
+ *
+ * tfjs-core alone does not install the chained tensor methods (`x.add(y)`): deflow uses
+ * the functional ops (`tf.add(x, y)`) only.
  *
  * `tf` is the `@tensorflow/tfjs-core` namespace; the type aliases merged into it below
  * are the tensor types deflow's public API uses (hidden from the docs: they are
@@ -15,7 +20,10 @@
  * @module
  */
 import * as tfc from "@tensorflow/tfjs-core";
-import "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-cpu";
+import { registerGradients } from "./gradients.ts";
+
+registerGradients();
 
 /**
  * The `@tensorflow/tfjs-core` namespace, with gradients registered.
