@@ -5,72 +5,77 @@
  * from unpaired clean and degraded photo collections with a conditional normalizing
  * flow, then sample realistic degraded versions of clean images.
  *
- * Every flow layer is a {@linkcode Bijector} record built from an immutable parameter
- * tree; compose them with {@linkcode chain}, {@linkcode invert} and
- * {@linkcode withCondition}, and property-test them with `@x/deflow/testing`.
+ * The root holds the algebra: the {@linkcode Bijector} contract, its combinators
+ * ({@linkcode chain}, {@linkcode invert}, {@linkcode withCondition}, …), the flow layers,
+ * parameter trees and the backend. The rest is in subpath modules:
+ *
+ * | import                 | what                                                        |
+ * | ---------------------- | ----------------------------------------------------------- |
+ * | `@x/deflow/model`      | the DeFlow model: config, encode/decode, likelihoods, sampling |
+ * | `@x/deflow/train`      | Adam, schedule, training step and loop, checkpoints, batches |
+ * | `@x/deflow/image`      | image files ↔ tensors, bicubic resize, grids, plots          |
+ * | `@x/deflow/degrade`    | synthetic degradations (noise, blur, JPEG, tone)             |
+ * | `@x/deflow/eval`       | fidelity statistics, PSNR/SSIM, set comparison reports       |
+ * | `@x/deflow/linalg`     | small dense float64 linear algebra                           |
+ * | `@x/deflow/testing`    | the bijector law kit: property-test a layer of your own      |
+ *
+ * TensorFlow.js itself is not re-exported: import it from `npm:@tensorflow/tfjs-core`
+ * (deflow registers the gradients it needs when it loads).
  *
  * @example Compose a flow and run it
  * ```ts
- * import { actNorm, chain, initBackend, invConv1x1, squeeze, tf } from "@x/deflow";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { actNorm, chain, initBackend, invConv1x1, squeeze } from "@x/deflow";
+ *
  * await initBackend();
- * const flow = chain(squeeze.bijector(), actNorm.bijector(actNorm.init(12)),
- *   invConv1x1.bijector(invConv1x1.init(12, 7)));
- * const { y, logDet } = flow.forward(tf.randomUniform([1, 8, 8, 3]) as tf.Tensor4D);
+ * const flow = chain(
+ *   squeeze.bijector(),
+ *   actNorm.bijector(actNorm.init(12)),
+ *   invConv1x1.bijector(invConv1x1.init(12, 7)),
+ * );
+ * const x = tf.randomUniform([1, 8, 8, 3]) as tf.Tensor4D;
+ * const { y, logDet } = flow.forward(x);
+ * tf.dispose([x, y, logDet]);
  * ```
  *
  * @module
  */
-// tfjs itself is not re-exported: import it from npm:@tensorflow/tfjs-core.
 
-// Core: backend, the bijector contract, parameter trees, seeds, errors.
+// Backend, the bijector contract and combinators, errors.
 export * from "./src/core/backend.ts";
 export * from "./src/core/bijector.ts";
 export * from "./src/core/errors.ts";
-export * from "./src/core/params.ts";
-export * from "./src/core/random.ts";
+
+// Parameter trees (the training helpers flattenParams, unflattenLike, keepParams and
+// isTrainablePath are in `./train`).
+export {
+  cloneParams,
+  CONST_KEY,
+  countParams,
+  disposeParams,
+  leaves,
+  mapParams,
+  type NamedTensor,
+  type ParamTree,
+} from "./src/core/params.ts";
 
 // Layers.
 export * from "./src/layers/actNorm.ts";
 export * from "./src/layers/invConv1x1.ts";
-export * from "./src/layers/affineCoupling.ts";
+export {
+  affineCoupling,
+  type AffineCouplingConfig,
+  type AffineCouplingInit,
+  type AffineCouplingLayer,
+  type AffineCouplingParams,
+  type CouplingConditioner,
+  type CouplingFromConditionerOptions,
+} from "./src/layers/affineCoupling.ts";
 export * from "./src/layers/affineInjector.ts";
 export * from "./src/layers/squeeze.ts";
 export * from "./src/layers/split.ts";
 export * from "./src/layers/flowStep.ts";
 export * from "./src/layers/latentShift.ts";
-export * from "./src/nn/conv.ts";
+export type { ShiftEigen } from "./src/layers/scaledShift.ts";
 export * from "./src/nn/convNet.ts";
-
-// Linear algebra (float64).
-export * as linalg from "./src/linalg/mod.ts";
-
-// The DeFlow model.
-export * from "./src/model/config.ts";
-export * from "./src/model/layout.ts";
-export * from "./src/model/network.ts";
-export * from "./src/model/objective.ts";
-export * from "./src/model/sample.ts";
-export * from "./src/model/conditioning.ts";
-export * from "./src/model/encoder.ts";
-export * from "./src/image/resize.ts";
-
-// Training.
-export * from "./src/train/adam.ts";
-export * from "./src/train/schedule.ts";
-export * from "./src/train/step.ts";
-export * from "./src/io/checkpoint.ts";
-export * as safetensors from "./src/io/safetensors.ts";
-
-// Images, degradations, evaluation.
-export * from "./src/image/io.ts";
-export * from "./src/image/grid.ts";
-export * from "./src/image/plot.ts";
-export * as degradations from "./src/degrade/mod.ts";
-export * as evaluation from "./src/eval/mod.ts";
-export type { SpdStats } from "./src/linalg/spd.ts";
-export type { SafetensorsDtype } from "./src/io/safetensors.ts";
-export * from "./src/model/closedForm.ts";
-export * from "./src/model/flatBijector.ts";
-export * from "./src/train/sampler.ts";
-export * from "./src/train/normalize.ts";
-export * from "./src/train/loop.ts";
+export { conv2dSame } from "./src/nn/conv.ts";

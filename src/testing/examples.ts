@@ -26,8 +26,11 @@ export interface ElementwiseAffineParams {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { elementwiseAffine } from "@x/deflow/testing";
+ *
  * const f = elementwiseAffine({ logScale: tf.tensor1d([0.5, -1]), shift: tf.tensor1d([0, 2]) });
- * const { y, logDet } = f.forward(tf.ones([1, 2, 2, 2]));
+ * const { y, logDet } = f.forward(tf.ones([1, 2, 2, 2]) as tf.Tensor4D);
  * ```
  */
 export const elementwiseAffine = (
