@@ -13,7 +13,12 @@ import { actNorm } from "../src/layers/actNorm.ts";
 import { invConv1x1 } from "../src/layers/invConv1x1.ts";
 import { affineCoupling } from "../src/layers/affineCoupling.ts";
 import { squeeze } from "../src/layers/squeeze.ts";
-import { type BijectorCase, checkBijectorLaws, printLawReport } from "../src/testing/mod.ts";
+import {
+  type BijectorCase,
+  checkBijectorLaws,
+  layerCase,
+  printLawReport,
+} from "../src/testing/mod.ts";
 
 await initBackend();
 
@@ -36,6 +41,15 @@ const leaky = (a: number): Bijector =>
       }),
   });
 
+// A new layer is tested in a few lines: layerCase draws seeds and shapes and disposes for you.
+const leakyReport = await checkBijectorLaws(layerCase({
+  name: "leaky(0.5)",
+  init: () => ({}), // no parameters
+  bijector: () => leaky(0.5),
+}));
+printLawReport(leakyReport);
+
+// A whole flow, with its own parameter draws and input, as a hand-written BijectorCase.
 const flowCase: BijectorCase<{ seed: number }> = {
   name: "squeeze → actNorm → 1x1 conv → coupling⁻¹ → leaky",
   params: fc.record({ seed: fc.integer({ min: 1, max: 1_000_000 }) }),
@@ -69,4 +83,6 @@ const flowCase: BijectorCase<{ seed: number }> = {
 
 const report = await checkBijectorLaws(flowCase, { numRuns: 3 });
 printLawReport(report);
-console.log(report.passed ? "custom flow: all laws hold" : "custom flow: laws FAILED");
+console.log(
+  leakyReport.passed && report.passed ? "custom flow: all laws hold" : "custom flow: laws FAILED",
+);

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { tf } from "../src/tf.ts";
+import type { TensorInfo } from "@tensorflow/tfjs-core";
 import { type Bijector, bijector, checkInput } from "../src/core/bijector.ts";
 import { foldIn } from "../src/core/random.ts";
 import * as linalg from "../src/linalg/dense.ts";
@@ -22,6 +23,7 @@ import {
   LAW_NAMES,
   LawError,
   type LawName,
+  layerCase,
 } from "../src/testing/mod.ts";
 import { gpuTest, maxAbsDiff, noLeak, read, useBackend } from "./_helpers.ts";
 
@@ -494,3 +496,124 @@ Deno.test("autodiffLogDet: tile and rows modes match log|det W| per pixel", gpuT
     }
   });
 });
+
+/** A one-draw case around a fixed bijector and input (for the structural tests below). */
+const fixedCase = (name: string, make: () => Bijector, shape: [number, number, number, number]) =>
+  ({
+    name,
+    params: fc.constant(0),
+    build: () => {
+      const x = tf.randomNormal(shape, 0, 1, "float32", 5) as tf.Tensor4D;
+      return { bijector: make(), x, dispose: () => x.dispose() };
+    },
+  }) satisfies BijectorCase<number>;
+
+Deno.test("kit: a wrong forwardShape is named before inverse is ever called", async () => {
+  await useBackend("cpu");
+  let inverseCalls = 0;
+  const liar = (): Bijector =>
+    bijector({
+      name: "liar",
+      forward: (x) => ({ y: tf.mul(x, 2) as tf.Tensor4D, logDet: tf.zeros([x.shape[0]]) }),
+      inverse: (y) => {
+        inverseCalls++;
+        return { y: tf.div(y, 2) as tf.Tensor4D, logDet: tf.zeros([y.shape[0]]) };
+      },
+      forwardShape: ([n, h, w, c]) => [n, h / 2, w / 2, c * 4],
+    });
+  const caught = await checkBijectorLaws(fixedCase("liar", liar, [2, 2, 2, 1]), {
+    numRuns: 1,
+    throwOnFailure: false,
+  });
+  const law = caught.laws.find((l) => l.law === "finiteAndShapes")!;
+  assert.equal(law.status, "failed");
+  assert.match(
+    law.note!,
+    /forward output has shape \[2, 2, 2, 1\], forwardShape says \[2, 1, 1, 4\]/,
+  );
+  assert.match(law.note!, /inverse not called/);
+  assert.equal(inverseCalls, 0, "inverse was called with a wrongly shaped input");
+});
+
+Deno.test("kit: a kernel missing on the backend is named, with the backends that have it", async () => {
+  const kernelName = "DeflowKitTestCpuOnly";
+  tf.registerKernel({
+    kernelName,
+    backendName: "cpu",
+    kernelFunc: ({ inputs, backend }) => {
+      const x = inputs.x as TensorInfo;
+      const cpu = backend as unknown as {
+        makeTensorInfo: (s: number[], d: string, v: Float32Array) => TensorInfo;
+        readSync: (id: unknown) => Float32Array;
+      };
+      return cpu.makeTensorInfo(x.shape, "float32", Float32Array.from(cpu.readSync(x.dataId)));
+    },
+  });
+  try {
+    const usesIt = (): Bijector =>
+      bijector({
+        name: "usesCpuOnlyKernel",
+        forward: (x) => ({
+          y: tf.engine().runKernel(kernelName, { x }) as tf.Tensor4D,
+          logDet: tf.zeros([x.shape[0]]),
+        }),
+        inverse: (y) => ({ y: tf.clone(y), logDet: tf.zeros([y.shape[0]]) }),
+      });
+    await useBackend("wasm");
+    const report = await checkBijectorLaws(fixedCase("cpuOnly", usesIt, [2, 1, 1, 2]), {
+      numRuns: 1,
+      throwOnFailure: false,
+    });
+    const failed = report.laws.find((l) => l.status === "failed")!;
+    assert.match(
+      failed.note!,
+      /the wasm backend has no DeflowKitTestCpuOnly kernel; run this case on cpu/,
+    );
+    assert.match(failed.note!, /DEFLOW_BACKEND=cpu/);
+  } finally {
+    tf.unregisterKernel(kernelName, "cpu");
+    await useBackend("webgpu");
+  }
+});
+
+Deno.test(
+  "kit: layerCase tests a layer in a few lines, and catches a broken one",
+  gpuTest,
+  async () => {
+    await useBackend("wasm");
+    const { actNorm } = await import("../src/layers/actNorm.ts");
+    const report = await checkBijectorLaws(
+      layerCase({
+        name: "actNorm",
+        init: ({ channels }) => actNorm.init(channels),
+        bijector: (params) => actNorm.bijector(params),
+      }),
+      { numRuns: 3 },
+    );
+    assert.ok(report.passed);
+    assert.ok(report.laws.every((l) => l.status === "passed"), formatLawReport(report));
+    // The same layer with its log-det sign flipped fails the Jacobian law.
+    const flipped = layerCase({
+      name: "actNorm (log-det sign flipped)",
+      init: ({ channels }) => actNorm.init(channels),
+      bijector: (params) => {
+        const b = actNorm.bijector(params);
+        const flip = (r: { y: tf.Tensor4D; logDet: tf.Tensor1D }) => {
+          const logDet = tf.neg(r.logDet) as tf.Tensor1D;
+          r.logDet.dispose();
+          return { y: r.y, logDet };
+        };
+        return bijector({
+          name: "flipped",
+          forward: (x, c) => flip(b.forward(x, c)),
+          inverse: (y, c) => flip(b.inverse(y, c)),
+        });
+      },
+    });
+    await assert.rejects(
+      () => checkBijectorLaws(flipped, { numRuns: 2 }),
+      (e: unknown) => e instanceof LawError && e.law === "jacobianLogDet",
+    );
+    await useBackend("webgpu");
+  },
+);

@@ -11,8 +11,12 @@
  * volume preserving. It returns a report and throws a {@linkcode LawError} naming the
  * case, the law, the error and the tolerance when a law fails.
  *
- * A registry of layers is just an array of cases: run it with
- * {@linkcode checkAllBijectorLaws}, or one `Deno.test` per case.
+ * For a layer, {@linkcode layerCase} makes the case from its `init` and `bijector` (seeds,
+ * shapes, perturbation away from the identity, disposal); a registry of layers is just an
+ * array of cases: run it with {@linkcode checkAllBijectorLaws}, or one `Deno.test` per
+ * case. Each law is also its own function ({@linkcode lawRoundTrip}, … in
+ * {@linkcode LAWS}) over a {@linkcode LawRun}. When tfjs fails because the active backend
+ * lacks a kernel, the failure says so and names the backends that have it.
  *
  * Default settings: seed 42, 5 runs, and for float32
  * - round trip: `max|err| ≤ 1e-4 + 1e-4 · max|input|`;
@@ -71,23 +75,44 @@ export {
   type AutodiffLogDetOptions,
   type BijectorCase,
   type Built,
-  checkAllBijectorLaws,
-  checkBijectorLaws,
   DEFAULT_MAX_JACOBIAN_SIZE,
   DEFAULT_NUM_RUNS,
   DEFAULT_SEED,
   DEFAULT_TOLERANCES,
-  formatLawReport,
+  explainError,
+  type Law,
   LAW_NAMES,
+  lawAlgebra,
+  lawBatchIndependence,
+  type LawCheck,
   LawError,
+  lawFiniteAndShapes,
+  lawInverseLogDet,
+  lawJacobianLogDet,
   type LawName,
+  lawNoLeak,
   type LawOptions,
   type LawReport,
   type LawResult,
+  lawRoundTrip,
+  type LawRun,
+  LAWS,
   type LawStatus,
-  printLawReport,
+  LawViolation,
+  lawVolume,
+  type RoundTrips,
+  type RunValues,
   type Tolerances,
 } from "./laws.ts";
+export { checkAllBijectorLaws, checkBijectorLaws } from "./runner.ts";
+export { formatLawReport, printLawReport } from "./report.ts";
+export {
+  type IntRange,
+  type LayerBuild,
+  layerCase,
+  type LayerCaseSpec,
+  type LayerDraw,
+} from "./layerCase.ts";
 export {
   elementwiseAffine,
   elementwiseAffineCase,
