@@ -1,5 +1,5 @@
 /**
- * DeFlow's closed-form 1-D case (notes §2; paper §3.1): train the smallest DeFlow — one
+ * DeFlow's closed-form 1-D case (paper §3.1 and appendices A/B): train the smallest DeFlow — one
  * affine flow layer (ActNorm, one channel) and a latent shift `(μ, M)` — on unpaired
  * Gaussian samples, and compare what it learns with the closed-form MLE.
  *
