@@ -139,6 +139,142 @@ const checkFor = (law: LawName, tally: LawTally, tolerances: Tolerances): LawChe
   };
 };
 
+/** What a run keeps until it ends (then disposed), and its Jacobian size limit. */
+interface RunKeeper {
+  /** Keep a tensor. */
+  readonly own: <T extends tf.Tensor>(t: T) => T;
+  /** Keep both tensors of a result. */
+  readonly ownResult: (r: FlowResult) => FlowResult;
+  /** Related draws built for the associativity law. */
+  readonly related: Built[];
+  /** Largest sample size for the Jacobian law. */
+  readonly maxJacobianSize: number;
+}
+
+/**
+ * Open a run on a built draw: check `forwardShape(x)`, the forward output's shape and the
+ * shape of a given `y` before `inverse` is called (a `finiteAndShapes` violation names
+ * the mismatch), run both directions, read the results back, and return the
+ * {@linkcode LawRun} every law sees.
+ */
+const openRun = async <P>(
+  bijectorCase: BijectorCase<P>,
+  built: Built,
+  relatedParams: readonly [P, P],
+  runSeed: number,
+  keep: RunKeeper,
+): Promise<LawRun> => {
+  const { own, ownResult, related, maxJacobianSize } = keep;
+  const { bijector, x, cond } = built;
+  const xShape = x.shape as unknown as Shape4;
+  const structural = (message: string) => new LawViolation("finiteAndShapes", message);
+  let yShape: Shape4;
+  try {
+    yShape = bijector.forwardShape(xShape);
+  } catch (e) {
+    throw structural(`forwardShape(${showShape(xShape)}) threw: ${explainError(e)}`);
+  }
+  const forwardAtX = ownResult(bijector.forward(x, cond));
+  if (!sameShape(forwardAtX.y.shape, yShape)) {
+    throw structural(
+      `forward output has shape ${showShape(forwardAtX.y.shape)}, forwardShape says ` +
+        `${showShape(yShape)} (inverse not called)`,
+    );
+  }
+  if (built.y && !sameShape(built.y.shape, yShape)) {
+    throw structural(
+      `the case's y has shape ${showShape(built.y.shape)}, but forwardShape(x) is ` +
+        `${showShape(yShape)} (inverse not called)`,
+    );
+  }
+  const y = built.y ??
+    own(tf.randomNormal([...yShape], 0, 1, "float32", tfSeed(runSeed)) as tf.Tensor4D);
+  const inverseAtY = ownResult(bijector.inverse(y, cond));
+  const [xValues, yValues, forwardY, forwardLogDet, inverseX, inverseLogDet] = await Promise
+    .all([x, y, forwardAtX.y, forwardAtX.logDet, inverseAtY.y, inverseAtY.logDet].map(
+      readValues,
+    ));
+  let trips: Promise<RoundTrips> | undefined;
+  let draws: Promise<readonly [Built, Built]> | undefined;
+  return {
+    caseName: bijectorCase.name,
+    bijector,
+    x,
+    y,
+    cond,
+    batch: x.shape[0],
+    forwardAtX,
+    inverseAtY,
+    values: { x: xValues, y: yValues, forwardY, forwardLogDet, inverseX, inverseLogDet },
+    runSeed,
+    volumePreserving: bijectorCase.volumePreserving ?? false,
+    fixedBatch: bijectorCase.fixedBatch ?? false,
+    maxJacobianSize,
+    roundTrips: () =>
+      trips ??= (async () => {
+        const inverseOfForward = ownResult(bijector.inverse(forwardAtX.y, cond));
+        const forwardOfInverse = ownResult(bijector.forward(inverseAtY.y, cond));
+        const [a, b, c, d] = await Promise.all(
+          [
+            inverseOfForward.y,
+            inverseOfForward.logDet,
+            forwardOfInverse.y,
+            forwardOfInverse
+              .logDet,
+          ].map(readValues),
+        );
+        return {
+          inverseOfForward,
+          forwardOfInverse,
+          inverseOfForwardX: a,
+          inverseOfForwardLogDet: b,
+          forwardOfInverseY: c,
+          forwardOfInverseLogDet: d,
+        };
+      })(),
+    relatedDraws: () =>
+      draws ??= (async () => {
+        related.push(await bijectorCase.build(relatedParams[0]));
+        related.push(await bijectorCase.build(relatedParams[1]));
+        return [related[0], related[1]] as const;
+      })(),
+    own,
+    ownResult,
+  };
+};
+
+/** One result per law, in checking order, from what the runs gathered. */
+const lawResults = (
+  tally: (law: LawName) => LawTally,
+  enabled: (law: LawName) => boolean,
+  failedLaw: LawName | undefined,
+): LawResult[] =>
+  LAW_NAMES.map((law) => {
+    const t = tally(law);
+    const status: LawStatus = !enabled(law)
+      ? "skipped"
+      : law === failedLaw
+      ? "failed"
+      : t.runs > 0
+      ? "passed"
+      : "skipped";
+    const note = t.failure ??
+      (!enabled(law)
+        ? "skipped by request"
+        : t.partialSkips > 0
+        ? `${t.partialNote} (${t.partialSkips} run(s))`
+        : undefined);
+    const result = {
+      law,
+      status,
+      passed: status === "passed",
+      runs: t.runs,
+      maxError: t.maxError,
+      maxRatio: t.maxRatio,
+    };
+    return note === undefined ? result : { ...result, note };
+  });
+
 /**
  * Check the bijector laws on a case, with fast-check drawing `numRuns` parameter sets
  * from a fixed seed. Each run builds the case, checks `forwardShape(x)` and the shape of
@@ -197,87 +333,17 @@ export const checkBijectorLaws = async <P>(
     let current: LawName = "finiteAndShapes";
     try {
       built = await bijectorCase.build(p);
-      const { bijector, x, cond } = built;
-      const xShape = x.shape as unknown as Shape4;
-      const structural = (message: string) => new LawViolation("finiteAndShapes", message);
-      let yShape: Shape4;
-      try {
-        yShape = bijector.forwardShape(xShape);
-      } catch (e) {
-        throw structural(`forwardShape(${showShape(xShape)}) threw: ${explainError(e)}`);
-      }
-      const forwardAtX = ownResult(bijector.forward(x, cond));
-      if (!sameShape(forwardAtX.y.shape, yShape)) {
-        throw structural(
-          `forward output has shape ${showShape(forwardAtX.y.shape)}, forwardShape says ` +
-            `${showShape(yShape)} (inverse not called)`,
-        );
-      }
-      if (built.y && !sameShape(built.y.shape, yShape)) {
-        throw structural(
-          `the case's y has shape ${showShape(built.y.shape)}, but forwardShape(x) is ` +
-            `${showShape(yShape)} (inverse not called)`,
-        );
-      }
-      const y = built.y ??
-        own(tf.randomNormal([...yShape], 0, 1, "float32", tfSeed(runSeed)) as tf.Tensor4D);
-      const inverseAtY = ownResult(bijector.inverse(y, cond));
-      const [xValues, yValues, forwardY, forwardLogDet, inverseX, inverseLogDet] = await Promise
-        .all([x, y, forwardAtX.y, forwardAtX.logDet, inverseAtY.y, inverseAtY.logDet].map(
-          readValues,
-        ));
-      largestLogDet = Math.max(
-        largestLogDet,
-        largestMagnitude(forwardLogDet),
-        largestMagnitude(inverseLogDet),
-      );
-      let trips: Promise<RoundTrips> | undefined;
-      let draws: Promise<readonly [Built, Built]> | undefined;
-      const run: LawRun = {
-        caseName: bijectorCase.name,
-        bijector,
-        x,
-        y,
-        cond,
-        batch: x.shape[0],
-        forwardAtX,
-        inverseAtY,
-        values: { x: xValues, y: yValues, forwardY, forwardLogDet, inverseX, inverseLogDet },
-        runSeed,
-        volumePreserving: bijectorCase.volumePreserving ?? false,
-        fixedBatch: bijectorCase.fixedBatch ?? false,
-        maxJacobianSize,
-        roundTrips: () =>
-          trips ??= (async () => {
-            const inverseOfForward = ownResult(bijector.inverse(forwardAtX.y, cond));
-            const forwardOfInverse = ownResult(bijector.forward(inverseAtY.y, cond));
-            const [a, b, c, d] = await Promise.all(
-              [
-                inverseOfForward.y,
-                inverseOfForward.logDet,
-                forwardOfInverse.y,
-                forwardOfInverse
-                  .logDet,
-              ].map(readValues),
-            );
-            return {
-              inverseOfForward,
-              forwardOfInverse,
-              inverseOfForwardX: a,
-              inverseOfForwardLogDet: b,
-              forwardOfInverseY: c,
-              forwardOfInverseLogDet: d,
-            };
-          })(),
-        relatedDraws: () =>
-          draws ??= (async () => {
-            related.push(await bijectorCase.build(gParams));
-            related.push(await bijectorCase.build(hParams));
-            return [related[0], related[1]] as const;
-          })(),
+      const run = await openRun(bijectorCase, built, [gParams, hParams], runSeed, {
         own,
         ownResult,
-      };
+        related,
+        maxJacobianSize,
+      });
+      largestLogDet = Math.max(
+        largestLogDet,
+        largestMagnitude(run.values.forwardLogDet),
+        largestMagnitude(run.values.inverseLogDet),
+      );
       for (const law of LAW_NAMES) {
         if (!enabled(law)) continue;
         current = law;
@@ -357,31 +423,7 @@ export const checkBijectorLaws = async <P>(
     }
   }
 
-  const laws: LawResult[] = LAW_NAMES.map((law) => {
-    const t = tally(law);
-    const status: LawStatus = !enabled(law)
-      ? "skipped"
-      : law === failedLaw
-      ? "failed"
-      : t.runs > 0
-      ? "passed"
-      : "skipped";
-    const note = t.failure ??
-      (!enabled(law)
-        ? "skipped by request"
-        : t.partialSkips > 0
-        ? `${t.partialNote} (${t.partialSkips} run(s))`
-        : undefined);
-    const result = {
-      law,
-      status,
-      passed: status === "passed",
-      runs: t.runs,
-      maxError: t.maxError,
-      maxRatio: t.maxRatio,
-    };
-    return note === undefined ? result : { ...result, note };
-  });
+  const laws = lawResults(tally, enabled, failedLaw);
   const report: LawReport = {
     name: bijectorCase.name,
     passed: failedLaw === undefined,
