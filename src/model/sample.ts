@@ -16,7 +16,7 @@
  */
 import { tf } from "../tf.ts";
 import { type Bijector, chain, invert, type Shape4 } from "../core/bijector.ts";
-import { foldIn } from "../core/random.ts";
+import { foldIn, tfSeed } from "../core/random.ts";
 import { actNorm } from "../layers/actNorm.ts";
 import { affineCoupling } from "../layers/affineCoupling.ts";
 import { affineInjector } from "../layers/affineInjector.ts";
@@ -96,6 +96,16 @@ export interface SampleOptions {
   readonly tile?: number;
   /** Context pixels on each side of a tile's core (default 16). */
   readonly overlap?: number;
+  /**
+   * Translate at a dequantised point of the input (default true): the model is a density
+   * of dequantised images `x̃ = x + (U − ½)/bins`, so its clean latents are distributed as
+   * `f(x̃)`, not as `f(x)` of the bin centre, whose latents are atypically regular (in
+   * flat regions especially) and decode the shift too weakly. Each tile draws `x̃`
+   * (seeded), maps it, and the output keeps the input's own value:
+   * `ŷ = x + (f⁻¹(f(x̃) + τ·u) − x̃)`. So τ = 0 still returns `x`, and no dequantisation
+   * noise is added to the output.
+   */
+  readonly dequantize?: boolean;
 }
 
 /** Reflection indices `0..n-1` extended by `before`/`after` (repeated reflection). */
@@ -129,6 +139,12 @@ export const reflectWindow = (
   });
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
+
+/** Uniform dequantisation offsets `(U − ½)/bins` of a window (seeded). */
+const dequantOffset = (shape: readonly number[], bins: number, seed: number): tf.Tensor4D =>
+  tf.tidy(() =>
+    tf.div(tf.sub(tf.randomUniform([...shape], 0, 1, "float32", tfSeed(seed)), 0.5), bins)
+  ) as tf.Tensor4D;
 
 type TileFn = (window: tf.Tensor4D, seed: number) => tf.Tensor4D;
 
@@ -281,6 +297,7 @@ const opts = (o: SampleOptions) => {
     seed: o.seed ?? 0,
     tile: o.tile ?? 512,
     overlap: o.overlap ?? 16,
+    dequantize: o.dequantize ?? true,
   };
 };
 
@@ -331,12 +348,19 @@ const sampleThroughLatents = (
           });
           const feats = levelFeatures(params, config, cond, win.shape[1], win.shape[2]);
           const levels = sharedInjectorLevels(params, config, feats);
-          const latents = encodeLatents(levels, config, win, feats);
+          // The model's input is the dequantised image: map a typical point of the
+          // image's quantisation cell and keep the image's own value (see SampleOptions).
+          const offset = o.dequantize
+            ? dequantOffset(win.shape, config.bins, foldIn(seed, 1000))
+            : null;
+          const input = offset ? tf.add(win, offset) as tf.Tensor4D : win;
+          const latents = encodeLatents(levels, config, input, feats);
           const scales = latentShiftScales(params, config, feats, squaredScales);
           const mapped = latents.map((z, i) =>
             mapLatent(z, i, foldIn(seed, i + 1), o.temperature, scales ? scales[i] : null)
           );
-          return decodeLatents(levels, config, mapped, feats);
+          const decoded = decodeLatents(levels, config, mapped, feats);
+          return offset ? tf.sub(decoded, offset) as tf.Tensor4D : decoded;
         },
       );
       return tf.clipByValue(after ? after(out) : out, 0, 1) as tf.Tensor4D;
