@@ -25,6 +25,7 @@ import {
   type TrainArgs,
   trainSpec,
 } from "./commands.ts";
+import { withResolvedModel } from "../io/builtin.ts";
 
 interface Command {
   readonly spec: CommandSpec;
@@ -86,7 +87,7 @@ export const main = async (args: readonly string[]): Promise<number> => {
       console.log(commandHelp(cmd.spec));
       return 0;
     }
-    return await cmd.run(parsed.values);
+    return await cmd.run(await withResolvedModel(parsed.values)); // --model builtin:NAME
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     if (e instanceof UsageError) {

@@ -493,9 +493,12 @@ const expectTensor = (
   return verifyFinite(where, name, d);
 };
 
-/** Read a checkpoint file, decode it and its metadata, and verify the stored checksums. */
+/**
+ * Read a checkpoint file (or take its bytes), decode it and its metadata, and verify the
+ * stored checksums.
+ */
 const readVerified = async (
-  path: string,
+  source: string | Uint8Array,
   where: string,
 ): Promise<
   E.Either<
@@ -505,7 +508,7 @@ const readVerified = async (
 > => {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = typeof source === "string" ? await Deno.readFile(source) : source;
   } catch (e) {
     return E.left(new Error(`${where}: cannot read the file: ${(e as Error).message}`));
   }
@@ -526,14 +529,16 @@ const readVerified = async (
  * file holds no other `params.*` tensors nor any tensor outside `params.*`/`adam.*` (stored
  * moments are ignored when the template has no optimizer). All checks happen before any
  * tensor is created, so a `Left` allocates nothing. The template's tensors are not used or
- * disposed.
+ * disposed. `source` is a file path or the file's bytes (e.g. fetched in a browser).
  */
 export const loadCheckpoint = async <P extends ParamTree>(
-  path: string,
+  source: string | Uint8Array,
   template: CheckpointTemplate<P>,
 ): Promise<E.Either<Error, LoadedCheckpoint<P>>> => {
-  const where = `loadCheckpoint(${path})`;
-  const file = await readVerified(path, where);
+  const where = typeof source === "string"
+    ? `loadCheckpoint(${source})`
+    : `loadCheckpoint(${source.length} bytes)`;
+  const file = await readVerified(source, where);
   if (E.isLeft(file)) return file;
   const { tensors, meta: m } = file.right;
 
