@@ -11,6 +11,7 @@
  *
  * @module
  */
+import type { tf } from "../tf.ts";
 import { type Bijector, chain, invert } from "../core/bijector.ts";
 import { ShapeError } from "../core/errors.ts";
 import { splitSeed } from "../core/random.ts";
@@ -49,6 +50,13 @@ export interface FlowStepConfig {
   readonly condChannels: number;
   /** Added to the sigmoid scales (default 1e-3). */
   readonly eps?: number;
+  /**
+   * The injector network's output for the condition this bijector will be called with,
+   * computed once by the caller (`convNet.apply(p.injector.net, h)`): the injector depends
+   * only on the condition, so encoding and decoding one tile can share it. Only valid
+   * with that same condition.
+   */
+  readonly injectorOutput?: tf.Tensor4D;
 }
 
 /** The conditional flow step. */
@@ -102,12 +110,15 @@ export const flowStep: FlowStepLayer = {
       injector: affineInjector.init(s2, { channels, condChannels, hidden }),
     };
   },
-  bijector: (p, { channels, condChannels, eps }) => {
+  bijector: (p, { channels, condChannels, eps, injectorOutput }) => {
+    const injector = injectorOutput
+      ? affineInjector.fromConditioner(() => injectorOutput, { channels, condChannels, eps })
+      : affineInjector.bijector(p.injector, { channels, condChannels, eps });
     const b = chain(
       actNorm.bijector(p.actNorm),
       invConv1x1.bijector(p.invConv),
       invert(affineCoupling.bijector(p.coupling, { channels, condChannels, eps })),
-      invert(affineInjector.bijector(p.injector, { channels, condChannels, eps })),
+      invert(injector),
     );
     b.forwardShape([1, 1, 1, channels]); // parameters must fit `channels`
     return b;

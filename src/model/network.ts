@@ -5,7 +5,7 @@
  * @module
  */
 import { tf } from "../tf.ts";
-import { type Bijector, chain, sumLogDets } from "../core/bijector.ts";
+import { type Bijector, chain } from "../core/bijector.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
 import { foldIn, splitSeed } from "../core/random.ts";
 import { actNorm } from "../layers/actNorm.ts";
@@ -20,6 +20,8 @@ import { split, type SplitParams } from "../layers/split.ts";
 import { squeeze } from "../layers/squeeze.ts";
 import { type EncoderParams, resizeFeatures, rrdbEncoder } from "./encoder.ts";
 import { bicubicResize } from "../image/resize.ts";
+import { convNet } from "../nn/convNet.ts";
+import { multiScaleDecode, multiScaleEncode, type ScaleLevel } from "./multiScale.ts";
 import type { ModelConfig } from "./config.ts";
 import { latentChannels, levelChannels, networkLayout } from "./layout.ts";
 import { initShiftScale, shiftScale, shiftScale2, type ShiftScaleParams } from "./shiftScale.ts";
@@ -171,18 +173,59 @@ export const fromResidual = (
   features: readonly tf.Tensor4D[],
 ): tf.Tensor4D => (config.conditionResidual ? tf.add(r, features[config.levels]) : r);
 
-/** The bijector of one level (squeeze, transitions, steps, split) for given parameters. */
-export const levelBijector = (p: LevelParams, config: ModelConfig, level: number): Bijector => {
+/**
+ * The bijector of one level (squeeze, transitions, steps, split) for given parameters.
+ * With `injectorOutputs` (one per flow step, see `FlowStepConfig.injectorOutput`), the
+ * steps use those precomputed injector outputs instead of running the injector networks.
+ */
+export const levelBijector = (
+  p: LevelParams,
+  config: ModelConfig,
+  level: number,
+  injectorOutputs?: readonly tf.Tensor4D[],
+): Bijector => {
   const lc = levelChannels(config)[level - 1];
   const cc = condChannels(config);
   return chain(
     squeeze.bijector(),
     ...p.transitions.map((t) => transitionStep.bijector(t, { channels: lc.channels })),
-    ...p.steps.map((s) =>
-      flowStep.bijector(s, { channels: lc.channels, condChannels: cc, eps: config.eps })
+    ...p.steps.map((s, k) =>
+      flowStep.bijector(s, {
+        channels: lc.channels,
+        condChannels: cc,
+        eps: config.eps,
+        injectorOutput: injectorOutputs?.[k],
+      })
     ),
     ...p.split.map((s) => split.bijector(s, { channels: lc.channels })),
   );
+};
+
+/**
+ * The network's levels for {@linkcode multiScaleEncode} / {@linkcode multiScaleDecode}.
+ * With `sharedFeatures` (the level features of one input), every affine injector's
+ * network output is computed once from them, so that encoding and then decoding with
+ * those same features (sampling one tile) runs the injector networks once instead of
+ * twice (about a quarter of the sampling work).
+ */
+export const scaleLevels = (
+  params: DeflowParams,
+  config: ModelConfig,
+  sharedFeatures?: readonly tf.Tensor4D[],
+): ScaleLevel[] => {
+  const lc = levelChannels(config);
+  return params.levels.map((p, i) => ({
+    bijector: levelBijector(
+      p,
+      config,
+      i + 1,
+      sharedFeatures
+        ? p.steps.map((s) => convNet.apply(s.injector.net, sharedFeatures[i]))
+        : undefined,
+    ),
+    kept: lc[i].kept,
+    emitted: lc[i].emitted,
+  }));
 };
 
 /** The result of {@linkcode encode}. */
@@ -204,43 +247,38 @@ const checkImage = (config: ModelConfig, x: tf.Tensor4D, what: string) => {
   networkLayout(config, x.shape[1], x.shape[2]);
 };
 
-/** Image → latents with the flow's log-det, given precomputed level features. */
+/**
+ * Image → latents with the flow's log-det, given precomputed level features (and,
+ * optionally, levels from {@linkcode scaleLevels}).
+ */
 export const encodeWithFeatures = (
   params: DeflowParams,
   config: ModelConfig,
   x: tf.Tensor4D,
   features: readonly tf.Tensor4D[],
+  levels?: readonly ScaleLevel[],
 ): Encoded =>
   tf.tidy(() => {
     checkImage(config, x, "image");
-    const lc = levelChannels(config);
-    let h: tf.Tensor4D = toResidual(config, x, features);
-    const latents: tf.Tensor4D[] = [];
-    const lds: tf.Tensor1D[] = [];
-    params.levels.forEach((p, i) => {
-      const r = levelBijector(p, config, i + 1).forward(h, features[i]);
-      lds.push(r.logDet);
-      if (lc[i].emitted > 0) {
-        const [n, hh, ww] = r.y.shape;
-        latents.push(tf.slice(r.y, [0, 0, 0, lc[i].kept], [n, hh, ww, lc[i].emitted]));
-        h = tf.slice(r.y, [0, 0, 0, 0], [n, hh, ww, lc[i].kept]);
-      } else {
-        h = r.y;
-      }
-    });
-    latents.push(h);
-    return { latents, logDet: sumLogDets(lds) };
+    return multiScaleEncode(
+      levels ?? scaleLevels(params, config),
+      toResidual(config, x, features),
+      features,
+    );
   });
 
-/** Latents → image with the log-det of the generative map, given level features. */
+/**
+ * Latents → image with the log-det of the generative map, given level features (and,
+ * optionally, levels from {@linkcode scaleLevels}).
+ */
 export const decodeWithFeatures = (
   params: DeflowParams,
   config: ModelConfig,
   latents: readonly tf.Tensor4D[],
   features: readonly tf.Tensor4D[],
+  levels?: readonly ScaleLevel[],
 ): { readonly x: tf.Tensor4D; readonly logDet: tf.Tensor1D } =>
   tf.tidy(() => {
-    const lc = levelChannels(config);
     const expected = latentChannels(config);
     if (latents.length !== expected.length) {
       throw new ShapeError(`deflow: ${latents.length} latents given, expected ${expected.length}`);
@@ -252,16 +290,8 @@ export const decodeWithFeatures = (
         );
       }
     });
-    let h: tf.Tensor4D = latents[latents.length - 1];
-    let k = latents.length - 2;
-    const lds: tf.Tensor1D[] = [];
-    for (let i = params.levels.length - 1; i >= 0; i--) {
-      if (lc[i].emitted > 0) h = tf.concat([h, latents[k--]], 3);
-      const r = levelBijector(params.levels[i], config, i + 1).inverse(h, features[i]);
-      lds.push(r.logDet);
-      h = r.y;
-    }
-    return { x: fromResidual(config, h, features), logDet: sumLogDets(lds) };
+    const r = multiScaleDecode(levels ?? scaleLevels(params, config), latents, features);
+    return { x: fromResidual(config, r.x, features), logDet: r.logDet };
   });
 
 /** Image → latents (computes the conditioning features from `condInput`). */

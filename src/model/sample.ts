@@ -15,29 +15,21 @@
  * @module
  */
 import { tf } from "../tf.ts";
-import { type Bijector, chain, invert, type Shape4 } from "../core/bijector.ts";
+import type { Shape4 } from "../core/bijector.ts";
 import { foldIn, tfSeed } from "../core/random.ts";
-import { actNorm } from "../layers/actNorm.ts";
-import { affineCoupling } from "../layers/affineCoupling.ts";
-import { affineInjector } from "../layers/affineInjector.ts";
-import { transitionStep } from "../layers/flowStep.ts";
-import { invConv1x1 } from "../layers/invConv1x1.ts";
 import { latentShift, type ShiftStats } from "../layers/latentShift.ts";
 import { scaledSample, scaledSamplePosterior } from "../layers/scaledShift.ts";
-import { split } from "../layers/split.ts";
-import { squeeze } from "../layers/squeeze.ts";
-import { convNet } from "../nn/convNet.ts";
 import type { ModelConfig } from "./config.ts";
 import { conditionInput } from "./conditioning.ts";
-import { levelChannels, sizeMultiple } from "./layout.ts";
+import { sizeMultiple } from "./layout.ts";
 import {
-  condChannels,
+  decodeWithFeatures,
   type DeflowParams,
   disposeInverses,
-  fromResidual,
+  encodeWithFeatures,
   latentShiftScales,
   levelFeatures,
-  toResidual,
+  scaleLevels,
   withInverses,
 } from "./network.ts";
 import { disposeShiftStats, prepareShifts } from "./objective.ts";
@@ -185,80 +177,6 @@ const tiled = (
     return rows.length === 1 ? rows[0] : tf.concat(rows, 1);
   });
 
-/**
- * The level bijectors of the network (as `levelBijector` in network.ts builds them) with
- * every affine injector's conditioner output computed ONCE from the features: the
- * injector depends only on the features, so encode and decode of one tile share it
- * (about a quarter of the sampling work).
- */
-const sharedInjectorLevels = (
-  params: DeflowParams,
-  config: ModelConfig,
-  features: readonly tf.Tensor4D[],
-): Bijector[] => {
-  const lcs = levelChannels(config);
-  const cc = condChannels(config);
-  return params.levels.map((p, i) => {
-    const channels = lcs[i].channels;
-    const o = { channels, condChannels: cc, eps: config.eps };
-    return chain(
-      squeeze.bijector(),
-      ...p.transitions.map((t) => transitionStep.bijector(t, { channels })),
-      ...p.steps.map((s) => {
-        const raw = convNet.apply(s.injector.net, features[i]);
-        return chain(
-          actNorm.bijector(s.actNorm),
-          invConv1x1.bijector(s.invConv),
-          invert(affineCoupling.bijector(s.coupling, o)),
-          invert(affineInjector.fromConditioner(() => raw, { ...o, name: "affineInjector" })),
-        );
-      }),
-      ...p.split.map((s) => split.bijector(s, { channels })),
-    );
-  });
-};
-
-/** Image → latents through `levels` (as encodeWithFeatures, without the log-det). */
-const encodeLatents = (
-  levels: readonly Bijector[],
-  config: ModelConfig,
-  x: tf.Tensor4D,
-  features: readonly tf.Tensor4D[],
-): tf.Tensor4D[] => {
-  const lc = levelChannels(config);
-  let h: tf.Tensor4D = toResidual(config, x, features);
-  const latents: tf.Tensor4D[] = [];
-  levels.forEach((b, i) => {
-    const y = b.forward(h, features[i]).y;
-    if (lc[i].emitted > 0) {
-      const [n, hh, ww] = y.shape;
-      latents.push(tf.slice(y, [0, 0, 0, lc[i].kept], [n, hh, ww, lc[i].emitted]));
-      h = tf.slice(y, [0, 0, 0, 0], [n, hh, ww, lc[i].kept]);
-    } else {
-      h = y;
-    }
-  });
-  latents.push(h);
-  return latents;
-};
-
-/** Latents → image through `levels` (as decodeWithFeatures, without the log-det). */
-const decodeLatents = (
-  levels: readonly Bijector[],
-  config: ModelConfig,
-  latents: readonly tf.Tensor4D[],
-  features: readonly tf.Tensor4D[],
-): tf.Tensor4D => {
-  const lc = levelChannels(config);
-  let h: tf.Tensor4D = latents[latents.length - 1];
-  let k = latents.length - 2;
-  for (let i = levels.length - 1; i >= 0; i--) {
-    if (lc[i].emitted > 0) h = tf.concat([h, latents[k--]], 3);
-    h = levels[i].inverse(h, features[i]).y;
-  }
-  return fromResidual(config, h, features);
-};
-
 const normalize = (
   x: tf.Tensor4D,
   from: { mean: readonly number[]; std: readonly number[] },
@@ -347,19 +265,19 @@ const sampleThroughLatents = (
             seed: foldIn(seed, 0),
           });
           const feats = levelFeatures(params, config, cond, win.shape[1], win.shape[2]);
-          const levels = sharedInjectorLevels(params, config, feats);
+          const levels = scaleLevels(params, config, feats); // injectors run once per tile
           // The model's input is the dequantised image: map a typical point of the
           // image's quantisation cell and keep the image's own value (see SampleOptions).
           const offset = o.dequantize
             ? dequantOffset(win.shape, config.bins, foldIn(seed, 1000))
             : null;
           const input = offset ? tf.add(win, offset) as tf.Tensor4D : win;
-          const latents = encodeLatents(levels, config, input, feats);
+          const { latents } = encodeWithFeatures(params, config, input, feats, levels);
           const scales = latentShiftScales(params, config, feats, squaredScales);
           const mapped = latents.map((z, i) =>
             mapLatent(z, i, foldIn(seed, i + 1), o.temperature, scales ? scales[i] : null)
           );
-          const decoded = decodeLatents(levels, config, mapped, feats);
+          const decoded = decodeWithFeatures(params, config, mapped, feats, levels).x;
           return offset ? tf.sub(decoded, offset) as tf.Tensor4D : decoded;
         },
       );
