@@ -9,7 +9,10 @@
  * says `ok | N passed | 0 failed` and nothing but the abort message follows it, the runner
  * prints one warning line and exits 0. Any other failure keeps its exit code.
  *
- * Usage: `deno run -A test/_runner.ts [deno test options] [paths]` (paths default to `test/`).
+ * Usage: `deno run -A test/_runner.ts [deno test options] [paths]` (paths default to `test/`
+ * without `test/browser_test.ts`: the browser tests need a bundle, a Chromium and
+ * `puppeteer-core`, and run as `deno task test:browser`; leaving them out also keeps a fresh
+ * clone's `node_modules` at the library's own dependencies).
  *
  * @module
  */
@@ -75,9 +78,10 @@ if (import.meta.main) {
       return false;
     }
   };
-  // Options pass through; without a file or folder among them, the suite is test/.
+  // Options pass through; without a file or folder among them, the suite is test/ minus
+  // the browser tests (deno task test:browser).
   const args = Deno.args.some((a) => !a.startsWith("-") && exists(a))
     ? [...Deno.args]
-    : [...Deno.args, "test/"];
+    : [...Deno.args, "--ignore=test/browser_test.ts", "test/"];
   Deno.exit(await runTests([Deno.execPath(), "test", "-A", "--parallel=false", ...args]));
 }
