@@ -7,12 +7,17 @@ import assert from "node:assert/strict";
 import { tf } from "../src/tf.ts";
 import { flattenParams, isTrainablePath } from "../src/core/params.ts";
 import { disposeParams } from "../src/core/params.ts";
-import { foldIn } from "../src/core/random.ts";
-import { latentShift } from "../src/layers/latentShift.ts";
+import { foldIn, tfSeed } from "../src/core/random.ts";
+import { scaledSample } from "../src/layers/scaledShift.ts";
 import { constMatMul, evenOdd, matMul } from "../src/nn/fastOps.ts";
 import { conv2dSame } from "../src/nn/conv.ts";
 import { conditionInput } from "../src/model/conditioning.ts";
-import { decodeWithFeatures, encodeWithFeatures, levelFeatures } from "../src/model/network.ts";
+import {
+  decodeWithFeatures,
+  encodeWithFeatures,
+  latentShiftScales,
+  levelFeatures,
+} from "../src/model/network.ts";
 import { degrade, prepareSampler } from "../src/model/sample.ts";
 import { lossAndGrads } from "../src/train/step.ts";
 import {
@@ -159,7 +164,7 @@ Deno.test("training loss and every gradient: wasm fast paths equal tfjs-cpu", as
 });
 
 Deno.test(
-  "degrade (shared injector outputs) equals encode → shift → decode of network.ts",
+  "degrade (shared injectors, dequantised, scaled shift) equals encode → shift → decode of network.ts",
   gpuTest,
   async () => {
     await useBackend("wasm");
@@ -179,21 +184,30 @@ Deno.test(
         });
         const p = sampler.params;
         const feats = levelFeatures(p, tiny, cond, 8, 12);
-        const { latents } = encodeWithFeatures(p, tiny, x, feats);
+        // The dequantised translation: x̃ = x + (U − ½)/bins, and the offset is removed after.
+        const offset = tf.div(
+          tf.sub(tf.randomUniform(x.shape, 0, 1, "float32", tfSeed(foldIn(s, 1000))), 0.5),
+          tiny.bins,
+        );
+        const { latents } = encodeWithFeatures(p, tiny, tf.add(x, offset), feats);
+        const scales = latentShiftScales(p, tiny, feats, false);
+        assert.ok(scales !== null, "the tiny config has per-position shift scales");
         const shifted = latents.map((z, i) =>
           tf.add(
             z,
-            latentShift.sample(
+            scaledSample(
               p.shifts[i],
               z.shape as unknown as [number, number, number, number],
-              {
-                temperature: 1,
-                seed: foldIn(s, i + 1),
-              },
+              scales[i],
+              { temperature: 1, seed: foldIn(s, i + 1) },
             ),
           ) as tf.Tensor4D
         );
-        return tf.clipByValue(decodeWithFeatures(p, tiny, shifted, feats).x, 0, 1);
+        return tf.clipByValue(
+          tf.sub(decodeWithFeatures(p, tiny, shifted, feats).x, offset),
+          0,
+          1,
+        );
       });
       const d = maxAbsDiff(await read(y), await read(ref));
       assert.ok(d < 1e-5, `degrade differs from the reference by ${d}`);
