@@ -15,7 +15,10 @@
  */
 import assert from "node:assert/strict";
 import { either as E } from "fp-ts";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+// Pinned here, not in deno.json's import map: every import-map package is installed on any
+// run, and the browser driver is only needed by `deno task test:browser`.
+// deno-lint-ignore no-import-prefix
+import puppeteer, { type Browser, type Page } from "npm:puppeteer-core@25.16.0";
 import { decodeImage, type RgbImage } from "../src/image/io.ts";
 import { serve } from "../examples/web/serve.ts";
 import { registry } from "../examples/web/registry.ts";
