@@ -109,7 +109,7 @@ const handle = async (m: Request): Promise<void> => {
       const rgba = rgbaOf(dec.right);
       post(
         { type: "image", name: m.name, width: dec.right.width, height: dec.right.height, rgba },
-        [rgba.buffer],
+        [rgba.buffer as ArrayBuffer],
       );
       return;
     }
@@ -135,7 +135,7 @@ const handle = async (m: Request): Promise<void> => {
           const png = encodePng(out);
           post(
             { type: "sample", sample: s, rgba, png, millis: performance.now() - ts },
-            [rgba.buffer, png.buffer as ArrayBuffer],
+            [rgba.buffer as ArrayBuffer, png.buffer as ArrayBuffer],
           );
         }
       } finally {
