@@ -1,5 +1,5 @@
 /**
- * Exact end-to-end tests of DeFlow's unpaired objective (notes §1–2): with an affine flow
+ * Exact end-to-end tests of DeFlow's unpaired objective (the paper's §3): with an affine flow
  * and Gaussian data the minimiser is known in closed form, so full-batch training must
  * land on it.
  *
@@ -202,7 +202,7 @@ const closedFormLoss = (xs: Float32Array, ys: Float32Array, cf: GaussianShiftMle
 // Case (a): noisier degraded domain. Case (b): degraded domain narrower than the clean one,
 // so the MLE has σu² = 0 (data drawn from a narrower Gaussian: the formula still holds).
 // n ≠ m, so case (b) also tells the equal domain weighting of DeFlow's loss apart from the
-// per-sample weighting of notes §2.
+// per-sample weighting of the paper's §3.1.
 const N_CLEAN = 2000;
 const M_DEGRADED = 1500;
 const caseA = () => ({

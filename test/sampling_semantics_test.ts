@@ -1,6 +1,6 @@
 /**
  * What `degrade` and `restore` mean, checked through the real sampling path (tiles,
- * padding, shared injectors, clipping) against notes §1:
+ * padding, shared injectors, clipping) against the DeFlow paper (§3):
  *
  * - τ = 0 returns the input exactly, also with small tiles and overlap on an odd-sized,
  *   non-square image (every tile's core lands where it came from; no seams);

@@ -1,5 +1,5 @@
 /**
- * DeFlow's shared latent Gaussian shift (notes §1).
+ * DeFlow's shared latent Gaussian shift (DeFlow paper, §3).
  *
  * Per spatial position, over channels, with the same parameters at every position:
  * clean latents are `z_x ~ N(0, I)`; degraded latents are `z_y = z_x + u` with

@@ -1,6 +1,6 @@
 /**
  * The closed-form maximum-likelihood solution of DeFlow's Gaussian special case
- * (notes §2; paper §3.1 and appendices A/B): clean `x ~ N(μx, σx²)`, degraded
+ * (paper §3.1 and appendices A/B): clean `x ~ N(μx, σx²)`, degraded
  * `y = x' + u` with `u ~ N(μu, σu²)` independent of `x'`, from unpaired samples.
  *
  * DeFlow with a single affine flow `f(v) = (v − μx)/σx` and a latent shift `(μ, M)`
@@ -30,7 +30,7 @@ export interface CovarianceMatrix {
 
 /**
  * How the two domains are weighted in the log-likelihood.
- * - `"samples"`: the sum over all `n + m` samples (the plain MLE of notes §2);
+ * - `"samples"`: the sum over all `n + m` samples (the plain MLE of the paper's §3.1);
  * - `"domains"`: the mean over each domain, added (DeFlow's objective
  *   `−E_x[…] − E_y[…]`, which weights both domains equally whatever `n` and `m`).
  *
@@ -40,7 +40,7 @@ export type DomainWeighting = "samples" | "domains";
 
 /** Options of {@linkcode closedFormMle}. */
 export interface ClosedFormOptions {
-  /** Domain weighting of the likelihood (default `"samples"`, as in notes §2). */
+  /** Domain weighting of the likelihood (default `"samples"`, as in the paper's §3.1). */
   readonly weighting?: DomainWeighting;
 }
 
@@ -115,7 +115,7 @@ const meanVar = (v: ArrayLike<number>, what: string): { mean: number; variance: 
 };
 
 /**
- * The closed-form MLE of notes §2 from clean samples `xs` (n) and unpaired degraded
+ * The closed-form MLE of the paper's §3.1 from clean samples `xs` (n) and unpaired degraded
  * samples `ys` (m): `μx = m_x`, `μu = m_y − m_x`, and with biased variances `s_x², s_y²`
  * - if `s_y² ≥ s_x²`: `σx² = s_x²`, `σu² = s_y² − s_x²`;
  * - else: `σu² = 0`, `σx² = (n·s_x² + m·s_y²)/(n + m)` (`"samples"` weighting) or

@@ -1,6 +1,7 @@
 /**
  * DeFlow's training objective: the marginal negative log-likelihood of both domains
- * (notes §1), in bits per dimension with uniform dequantisation (notes §4), and the paired
+ * (DeFlow paper, §3), in bits per dimension with uniform dequantisation (as the authors
+ * train), and the paired
  * conditional likelihood (eq. 5) as an option.
  *
  * @module

@@ -2,7 +2,7 @@
  * Sampling degradations (clean → degraded) and restorations (degraded → clean).
  *
  * `degrade`: `h = φ(x)`, `z = f(x; h)`, `u = μ + M·n`, `ŷ = f⁻¹(z + τ·u; h)` per latent
- * (notes §1). `restore`: `z_y = f(y; φ(y))`, `z_x ~ N(A⁻¹(z_y − μ), τ²·Σ·A⁻¹)`,
+ * (DeFlow paper, §3). `restore`: `z_y = f(y; φ(y))`, `z_x ~ N(A⁻¹(z_y − μ), τ²·Σ·A⁻¹)`,
  * `x̂ = f⁻¹(z_x; φ(y))`.
  *
  * Any image size: each image is reflection-padded to a multiple of `2^levels` and cropped

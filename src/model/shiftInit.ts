@@ -3,7 +3,7 @@
  *
  * With the flow fixed at its initial parameters, clean latents `z_x` and degraded latents
  * `z_y` from a few batches give the moment estimate of the shift covariance
- * `Σ̂ = Cov z_y − Cov z_x` (the multivariate closed form of notes §2). The estimate of a
+ * `Σ̂ = Cov z_y − Cov z_x` (the multivariate closed form of the paper's §3.1). The estimate of a
  * difference of two sample covariances is noisy: its eigenvalues spread by about
  * `±2·√(C/n)` (times the latent variance) even when the domains do not differ. So `Σ̂` is
  * eigen-decomposed, eigenvalues below the threshold `τ = 4·√(C/n)·mean(diag Cov z_x)` are

@@ -1,5 +1,5 @@
 /**
- * Optional degraded-domain normalisation (the authors' AIM setting, notes §4): before
+ * Optional degraded-domain normalisation (the authors' AIM setting): before
  * training, the degraded images are mapped per channel to the clean set's mean and std,
  * `y' = (y − m_d)/s_d · s_c + m_c`. The {@linkcode DomainNormalization} record is stored
  * in the checkpoint's training state (`normalization`), so that `degrade()` maps its

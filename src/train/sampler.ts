@@ -1,6 +1,6 @@
 /**
  * The unpaired training-data sampler: mixed batches of random crops from a clean and a
- * degraded image set (DeFlow training, notes §4).
+ * degraded image set (as the authors train DeFlow).
  *
  * Each sample comes from either domain with probability ½, is a uniformly placed
  * `crop × crop` window of a uniformly chosen image of that domain, and is flipped
