@@ -19,16 +19,13 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { tf } from "../src/tf.ts";
 import { initBackend } from "../src/core/backend.ts";
 import { foldIn } from "../src/core/random.ts";
 import { disposeParams } from "../src/core/params.ts";
-import { imagesToTensor, type RgbImage, tensorToImages, writePng } from "../src/image/io.ts";
+import { type RgbImage, writePng } from "../src/image/io.ts";
 import { makeGrid } from "../src/image/grid.ts";
 import { degradeImages, describe } from "../src/degrade/types.ts";
 import { configOrThrow, defaultConfig, type ModelConfig } from "../src/model/config.ts";
-import { degrade, type DomainNormalization, prepareSampler } from "../src/model/sample.ts";
-import type { DeflowParams } from "../src/model/network.ts";
 import { loadModel } from "../src/cli/model.ts";
 import { train, trainDefaults } from "../src/train/loop.ts";
 import { DEFAULT_ITERATIONS } from "../src/cli/commands.ts";
@@ -41,6 +38,7 @@ import {
   measure,
   type MethodResult,
   type MethodValues,
+  sampleDeflow,
   whiteNoiseBaseline,
 } from "./fidelity/evaluate.ts";
 import { readFamilyResults, runFamilyWorkers } from "./fidelity/workers.ts";
@@ -112,24 +110,6 @@ interface FamilyResult {
   readonly curve?: readonly CurvePoint[];
 }
 
-/** DeFlow samples (τ = 1, 8-bit as `deflow degrade` writes them) of clean crops. */
-const sampleDeflow = async (
-  params: DeflowParams,
-  config: ModelConfig,
-  normalization: DomainNormalization | undefined,
-  clean: readonly RgbImage[],
-): Promise<RgbImage[]> => {
-  const sampler = await prepareSampler(params, config, normalization);
-  const x = imagesToTensor(clean);
-  const [y] = degrade(sampler, x, { temperature: 1, seed: foldIn(seed, 5) });
-  // Saved as 8-bit PNGs by `deflow degrade`: measure what a user gets.
-  const y8 = tf.tidy(() => tf.div(tf.round(tf.mul(tf.clipByValue(y, 0, 1), 255)), 255));
-  const ours = await tensorToImages(y8);
-  tf.dispose([x, y, y8]);
-  sampler.dispose();
-  return ours;
-};
-
 const runFamily = async (name: string): Promise<void> => {
   const family = familyByName(name);
   const dir = `${outRoot}/${name}`;
@@ -188,14 +168,20 @@ const runFamily = async (name: string): Promise<void> => {
   const floorImgs = await degradeImages(op, clean, foldIn(seed, 3));
   const sigmas = fitWhiteNoiseSigmas(col.clean, degraded);
   const white = await whiteNoiseBaseline(clean, sigmas, foldIn(seed, 4));
-  const ours = await sampleDeflow(result.params, result.config, result.normalization, clean);
+  const ours = await sampleDeflow(
+    result.params,
+    result.config,
+    result.normalization,
+    clean,
+    foldIn(seed, 5),
+  );
   disposeParams(result.params);
 
   const realValues = measure(real, clean);
   const curvePoints: CurvePoint[] = [];
   for (const snap of snapshots) {
     const m = await loadModel(snap.path);
-    const imgs = await sampleDeflow(m.params, m.config, m.normalization, clean);
+    const imgs = await sampleDeflow(m.params, m.config, m.normalization, clean, foldIn(seed, 5));
     disposeParams(m.params);
     curvePoints.push({
       step: snap.step,

@@ -29,12 +29,11 @@ import { tf } from "../src/tf.ts";
 import { initBackend } from "../src/core/backend.ts";
 import { foldIn } from "../src/core/random.ts";
 import { disposeParams } from "../src/core/params.ts";
-import { imagesToTensor, type RgbImage, tensorToImages, writePng } from "../src/image/io.ts";
+import { type RgbImage, writePng } from "../src/image/io.ts";
 import { makeGrid } from "../src/image/grid.ts";
 import { degradeImages, describe } from "../src/degrade/types.ts";
 import { configToJson, defaultConfig } from "../src/model/config.ts";
 import { initParams } from "../src/model/network.ts";
-import { degrade, prepareSampler } from "../src/model/sample.ts";
 import { train, trainDefaults } from "../src/train/loop.ts";
 import { loadCheckpoint, saveCheckpoint } from "../src/io/checkpoint.ts";
 import { DEFAULT_ITERATIONS } from "../src/cli/commands.ts";
@@ -46,6 +45,7 @@ import {
   distanceLabels,
   fitWhiteNoiseSigmas,
   measure,
+  sampleDeflow,
   whiteNoiseBaseline,
 } from "./fidelity/evaluate.ts";
 
@@ -123,13 +123,13 @@ const real = await degradeImages(op, clean, foldIn(seed, 2));
 const floorImgs = await degradeImages(op, clean, foldIn(seed, 3));
 const sigmas = fitWhiteNoiseSigmas(col.clean, degraded);
 const white = await whiteNoiseBaseline(clean, sigmas, foldIn(seed, 4));
-const sampler = await prepareSampler(result.params, result.config, result.normalization);
-const x = imagesToTensor(clean);
-const [y] = degrade(sampler, x, { temperature: 1, seed: foldIn(seed, 5) });
-const y8 = tf.tidy(() => tf.div(tf.round(tf.mul(tf.clipByValue(y, 0, 1), 255)), 255));
-const ours = await tensorToImages(y8);
-tf.dispose([x, y, y8]);
-sampler.dispose();
+const ours = await sampleDeflow(
+  result.params,
+  result.config,
+  result.normalization,
+  clean,
+  foldIn(seed, 5),
+);
 disposeParams(result.params);
 
 const realValues = measure(real, clean);

@@ -7,6 +7,9 @@
  */
 import { tf } from "../../src/tf.ts";
 import { imagesToTensor, type RgbImage, tensorToImages } from "../../src/image/io.ts";
+import { degrade, type DomainNormalization, prepareSampler } from "../../src/model/sample.ts";
+import type { DeflowParams } from "../../src/model/network.ts";
+import type { ModelConfig } from "../../src/model/config.ts";
 import { compareSets, fitWhiteNoiseSigmas } from "../../src/eval/report.ts";
 import {
   flatRegionNoise,
@@ -151,3 +154,24 @@ export const whiteNoiseBaseline = async (
 };
 
 export { fitWhiteNoiseSigmas };
+
+/**
+ * DeFlow samples (τ = 1) of clean crops, rounded to 8 bits as `deflow degrade` writes them:
+ * what a user gets. `seed` is the sampling seed.
+ */
+export const sampleDeflow = async (
+  params: DeflowParams,
+  config: ModelConfig,
+  normalization: DomainNormalization | undefined,
+  clean: readonly RgbImage[],
+  seed: number,
+): Promise<RgbImage[]> => {
+  const sampler = await prepareSampler(params, config, normalization);
+  const x = imagesToTensor(clean);
+  const [y] = degrade(sampler, x, { temperature: 1, seed });
+  const y8 = tf.tidy(() => tf.div(tf.round(tf.mul(tf.clipByValue(y, 0, 1), 255)), 255));
+  const ours = await tensorToImages(y8);
+  tf.dispose([x, y, y8]);
+  sampler.dispose();
+  return ours;
+};
