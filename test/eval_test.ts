@@ -71,6 +71,36 @@ Deno.test("fft matches a naive DFT; white-noise power spectrum is flat at the va
   assert.throws(() => fft(new Float64Array(6), new Float64Array(6)), /power of 2/);
 });
 
+Deno.test("fft and powerSpectrum2d: small sizes and a direct 2-D DFT reference", () => {
+  // The 1- and 2-point DFTs by hand.
+  const one = [Float64Array.of(3), Float64Array.of(-2)];
+  fft(one[0], one[1]);
+  assert.deepEqual([one[0][0], one[1][0]], [3, -2]);
+  const two = [Float64Array.of(1, 4), Float64Array.of(2, -1)];
+  fft(two[0], two[1]);
+  assert.deepEqual([...two[0], ...two[1]], [5, -3, 1, 3]);
+  assert.deepEqual(Array.from(powerSpectrum2d(Float64Array.of(-3), 1)), [9]);
+  for (const n of [2, 4, 16]) {
+    const [f] = normals(rng(10 + n), n * n);
+    const p = powerSpectrum2d(f, n);
+    for (let v = 0; v < n; v++) {
+      for (let u = 0; u < n; u++) {
+        let sr = 0, si = 0;
+        for (let y = 0; y < n; y++) {
+          for (let x = 0; x < n; x++) {
+            const t = (-2 * Math.PI * (((u * x) % n) + ((v * y) % n))) / n;
+            sr += f[y * n + x] * Math.cos(t);
+            si += f[y * n + x] * Math.sin(t);
+          }
+        }
+        const want = (sr * sr + si * si) / (n * n);
+        assert.ok(Math.abs(p[v * n + u] - want) < 1e-10, `n ${n} (${u}, ${v})`);
+      }
+    }
+  }
+  assert.throws(() => powerSpectrum2d(new Float64Array(36), 6), /power of 2/);
+});
+
 Deno.test("PSNR of a known MSE; SSIM(x, x) = 1", () => {
   const a = smoothImage(20, 16, 1);
   const b = rgbImage(20, 16, a.data.map((v, i) => v + (i % 2 ? 0.1 : -0.1)));

@@ -312,7 +312,7 @@ Deno.test("spdStats64: A = r·I + M·Mᵀ, its inverse, log-det and Cholesky", (
 Deno.test("symmetricEigen: V·diag(λ)·Vᵀ reconstructs A, V orthonormal, λ sorted, trace kept", () => {
   fc.assert(
     fc.property(
-      fc.integer({ min: 1, max: 12 }),
+      fc.integer({ min: 1, max: 48 }),
       fc.integer({ min: 0, max: 1_000_000 }),
       (n, seed) => {
         let r = seed + 1;
@@ -337,4 +337,12 @@ Deno.test("symmetricEigen: V·diag(λ)·Vᵀ reconstructs A, V orthonormal, λ s
     ),
     { seed: 42, numRuns: 100 },
   );
+  // Repeated eigenvalues, a diagonal input, the symmetric part of a non-symmetric input.
+  const iso = symmetricEigen(eye(4));
+  assert.deepEqual(Array.from(iso.values), [1, 1, 1, 1]);
+  assert.ok(maxAbsDiff(matmul(transpose(iso.vectors), iso.vectors), eye(4)) < 1e-15);
+  assert.deepEqual(Array.from(symmetricEigen(fromRows([[1, 0], [0, 3]])).values), [3, 1]);
+  const skew = symmetricEigen(fromRows([[2, 3], [-1, 2]])); // symmetric part [[2, 1], [1, 2]]
+  assert.ok(Math.abs(skew.values[0] - 3) < 1e-14 && Math.abs(skew.values[1] - 1) < 1e-14);
+  assert.throws(() => symmetricEigen(fromRows([[NaN, 0], [0, 1]])), /finite/);
 });
