@@ -24,7 +24,6 @@ import { either as E } from "fp-ts";
 import { t } from "../iots.ts";
 import { tf } from "../tf.ts";
 import { flattenParams, type ParamTree, unflattenLike } from "../core/params.ts";
-import type { AdamState } from "../train/adam.ts";
 import { crc32, crc32Hex, crc32Of } from "./crc32.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import {
@@ -167,6 +166,24 @@ const metadataCrc = (raw: Record<string, string>): string => {
 };
 
 type CheckpointMetadata = t.TypeOf<typeof CheckpointMetadataCodec>;
+
+/**
+ * Adam optimiser state as a checkpoint stores it (`adam.m.<path>`, `adam.v.<path>` and
+ * `deflow.adam`): one first-moment (`m`) and one second-moment (`v`) tensor per trainable
+ * leaf, aligned with `paths`, and the step count. Its tensors belong to the caller.
+ * Defined here, with the file format, and used by the optimiser (`train/adam.ts`), so that
+ * storage does not depend on training.
+ */
+export interface AdamState {
+  /** Number of updates applied so far (0 for a fresh state). */
+  readonly step: number;
+  /** Paths of the trainable leaves, in `trainableParams` order. */
+  readonly paths: readonly string[];
+  /** First-moment estimates, aligned with `paths`. */
+  readonly m: readonly tf.Tensor[];
+  /** Second-moment estimates, aligned with `paths`. */
+  readonly v: readonly tf.Tensor[];
+}
 
 /** What {@linkcode saveCheckpoint} writes. */
 export interface Checkpoint {

@@ -21,18 +21,10 @@ import {
   unflattenLike,
 } from "../core/params.ts";
 import { showShape } from "../core/errors.ts";
+import type { AdamState } from "../io/checkpoint.ts";
 
-/** Optimiser state of {@linkcode adamStep}. Its tensors belong to the caller. */
-export interface AdamState {
-  /** Number of updates applied so far (0 after {@linkcode adamInit}). */
-  readonly step: number;
-  /** Paths of the trainable leaves, in {@linkcode trainableParams} order. */
-  readonly paths: readonly string[];
-  /** First-moment estimates, aligned with `paths`. */
-  readonly m: readonly tf.Tensor[];
-  /** Second-moment estimates, aligned with `paths`. */
-  readonly v: readonly tf.Tensor[];
-}
+// The optimiser state is defined with the checkpoint format that stores it.
+export type { AdamState };
 
 /** Hyper-parameters of one {@linkcode adamStep}. */
 export interface AdamOptions {
