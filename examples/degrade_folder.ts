@@ -6,10 +6,9 @@
  *
  * @module
  */
-import { either as E } from "fp-ts";
 import { initBackend } from "../src/core/backend.ts";
 import { disposeParams } from "../src/core/params.ts";
-import { loadCheckpoint, readCheckpointInfo } from "../src/io/checkpoint.ts";
+import { loadModelCheckpoint } from "../src/io/model.ts";
 import {
   imageToTensor,
   listImages,
@@ -17,9 +16,7 @@ import {
   tensorToImage,
   writePng,
 } from "../src/image/io.ts";
-import { decodeStoredConfig } from "../src/model/config.ts";
-import { initParams } from "../src/model/network.ts";
-import { degrade, type DomainNormalization, prepareSampler } from "../src/model/sample.ts";
+import { degrade, prepareSampler } from "../src/model/sample.ts";
 
 const [ckpt, inDir, outDir, temp] = Deno.args;
 if (!ckpt || !inDir || !outDir) {
@@ -27,20 +24,8 @@ if (!ckpt || !inDir || !outDir) {
   Deno.exit(2);
 }
 await initBackend();
-const info = await readCheckpointInfo(ckpt);
-if (E.isLeft(info)) throw info.left;
-const decoded = decodeStoredConfig(info.right.config);
-if (E.isLeft(decoded)) {
-  throw new Error(`invalid model config in ${ckpt}: ${decoded.left.join("; ")}`);
-}
-const config = decoded.right;
-const template = initParams(config, 0);
-const loaded = await loadCheckpoint(ckpt, { params: template });
-disposeParams(template);
-if (E.isLeft(loaded)) throw loaded.left;
-const normalization = (loaded.right.training as { normalization?: DomainNormalization })
-  .normalization;
-const sampler = await prepareSampler(loaded.right.params, config, normalization);
+const loaded = await loadModelCheckpoint(ckpt);
+const sampler = await prepareSampler(loaded.params, loaded.config, loaded.normalization);
 await Deno.mkdir(outDir, { recursive: true });
 for (const file of await listImages(inDir)) {
   const x = imageToTensor(await readImageOrThrow(file));
@@ -52,4 +37,4 @@ for (const file of await listImages(inDir)) {
   console.log(`${file} → ${outDir}/${name}_degraded.png`);
 }
 sampler.dispose();
-disposeParams(loaded.right.params);
+disposeParams(loaded.params);

@@ -19,6 +19,8 @@ import {
   saveCheckpoint,
   type TrainingState,
 } from "../src/io/checkpoint.ts";
+import { builtinUrl, loadModelBytes } from "../src/io/builtin.ts";
+import { loadModelCheckpoint } from "../src/io/model.ts";
 import { gpuTest, noLeak, useBackend } from "./_helpers.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -692,4 +694,38 @@ Deno.test("checkpoint: bad metadata → Left with the io-ts path", gpuTest, asyn
   r.params.w.dispose();
   w.dispose();
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("model loader: the shipped builtin:camera checkpoint loads from its path and bytes", async () => {
+  await useBackend("cpu");
+  const path = decodeURIComponent(builtinUrl("camera").pathname);
+  const before = tf.memory().numTensors;
+  const fromPath = await loadModelCheckpoint(path);
+  const fromBytes = await loadModelBytes(await Deno.readFile(path), "builtin:camera");
+  try {
+    assert.deepEqual(fromBytes.config, fromPath.config);
+    assert.deepEqual(fromBytes.normalization, fromPath.normalization);
+    assert.equal(fromBytes.steps, fromPath.training.step);
+    assert.ok(fromPath.training.step > 0);
+    const a = flattenParams(fromPath.params), b = flattenParams(fromBytes.params);
+    assert.equal(a.length, fromPath.info.summary.paramTensorCount);
+    assert.deepEqual(a.map((n) => n.path), b.map((n) => n.path));
+    for (let i = 0; i < a.length; i++) {
+      assert.deepEqual(await a[i].tensor.data(), await b[i].tensor.data(), a[i].path);
+    }
+    // The header alone, from the path and from the bytes, agrees too.
+    const info = await readCheckpointInfo(await Deno.readFile(path));
+    assert.ok(E.isRight(info));
+    assert.deepEqual(info.right, fromPath.info);
+  } finally {
+    disposeParams(fromPath.params);
+    disposeParams(fromBytes.params);
+  }
+  assert.equal(tf.memory().numTensors, before, "templates freed");
+  // Errors name the model; nothing is allocated.
+  await assert.rejects(
+    () => loadModelBytes(new Uint8Array(4), "builtin:broken"),
+    /^Error: builtin:broken: readCheckpointInfo\(4 bytes\): .*too short/,
+  );
+  assert.equal(tf.memory().numTensors, before);
 });

@@ -345,7 +345,7 @@ Deno.test("train: a corrupt or foreign checkpoint gives a clear error and change
     const bytes = await Deno.readFile(path);
     await assert.rejects(
       () => train(base({ iterations: 4, outDir: dir, resumeFrom: path })),
-      /invalid model config: Invalid value -1 supplied to : ModelConfig\/levels/,
+      /invalid model config in the checkpoint: Invalid value -1 supplied to : ModelConfig\/levels/,
     );
     assert.deepEqual(await Deno.readFile(path), bytes);
     assert.equal(tf.memory().numTensors, before);

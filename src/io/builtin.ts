@@ -9,14 +9,10 @@
  *
  * @module
  */
-import { either as E } from "fp-ts";
-import { disposeParams } from "../core/params.ts";
-import { decodeStoredConfig, type ModelConfig } from "../model/config.ts";
-import { type DeflowParams, initParams } from "../model/network.ts";
+import type { ModelConfig } from "../model/config.ts";
+import type { DeflowParams } from "../model/network.ts";
 import type { DomainNormalization } from "../model/sample.ts";
-import { DomainNormalizationCodec } from "../train/normalize.ts";
-import { loadCheckpoint } from "./checkpoint.ts";
-import { decodeSafetensors } from "./safetensors.ts";
+import { loadModelCheckpoint } from "./model.ts";
 
 /** The prefix that names a shipped model (`builtin:camera`). */
 export const BUILTIN_PREFIX = "builtin:";
@@ -91,37 +87,13 @@ export const loadModelBytes = async (
   bytes: Uint8Array,
   what = "checkpoint",
 ): Promise<LoadedModel> => {
-  const file = decodeSafetensors(bytes);
-  if (E.isLeft(file)) throw new Error(`${what}: ${file.left.message}`);
-  const json = (key: string): unknown => {
-    try {
-      return JSON.parse(file.right.metadata[key] ?? "null");
-    } catch {
-      return null;
-    }
+  const m = await loadModelCheckpoint(bytes, { name: what });
+  return {
+    params: m.params,
+    config: m.config,
+    steps: m.training.step,
+    ...(m.normalization ? { normalization: m.normalization } : {}),
   };
-  const cfg = decodeStoredConfig(json("deflow.config"));
-  if (E.isLeft(cfg)) throw new Error(`${what}: invalid model config: ${cfg.left.join("; ")}`);
-  const raw = (json("deflow.training") as { normalization?: unknown } | null)?.normalization;
-  let normalization: DomainNormalization | undefined;
-  if (raw !== undefined) {
-    const n = DomainNormalizationCodec.decode(raw);
-    if (E.isLeft(n)) throw new Error(`${what}: invalid normalization record`);
-    normalization = n.right;
-  }
-  const template = initParams(cfg.right, 0);
-  try {
-    const loaded = await loadCheckpoint(bytes, { params: template });
-    if (E.isLeft(loaded)) throw new Error(`${what}: ${loaded.left.message}`);
-    return {
-      params: loaded.right.params,
-      config: cfg.right,
-      steps: loaded.right.training.step,
-      ...(normalization ? { normalization } : {}),
-    };
-  } finally {
-    disposeParams(template);
-  }
 };
 
 /** The shipped model `name` (e.g. `"camera"`), loaded; the caller disposes its parameters. */

@@ -671,11 +671,19 @@ const readExactly = async (file: Deno.FsFile, n: number): Promise<Uint8Array | n
  * Read a checkpoint's config, training state and a summary (tensor and parameter counts,
  * file size, each tensor's name/dtype/shape) from its header alone: no tensor data is
  * read and no tensor is built. The header and metadata are validated as by
- * {@linkcode loadCheckpoint}.
+ * {@linkcode loadCheckpoint}. `source` is a file path or the file's bytes.
  */
 export const readCheckpointInfo = async (
-  path: string,
+  source: string | Uint8Array,
 ): Promise<E.Either<Error, CheckpointInfo>> => {
+  if (typeof source !== "string") {
+    return headerInfo(
+      `readCheckpointInfo(${source.length} bytes)`,
+      parseSafetensorsHeader(source, source.length),
+      source.length,
+    );
+  }
+  const path = source;
   const where = `readCheckpointInfo(${path})`;
   let header: E.Either<Error, SafetensorsHeader>;
   let fileBytes: number;
@@ -699,6 +707,15 @@ export const readCheckpointInfo = async (
   } catch (e) {
     return E.left(new Error(`${where}: cannot read the file: ${(e as Error).message}`));
   }
+  return headerInfo(where, header, fileBytes);
+};
+
+/** {@linkcode CheckpointInfo} from a parsed header (metadata decoded and checksummed). */
+const headerInfo = (
+  where: string,
+  header: E.Either<Error, SafetensorsHeader>,
+  fileBytes: number,
+): E.Either<Error, CheckpointInfo> => {
   if (E.isLeft(header)) return E.left(new Error(`${where}: ${header.left.message}`));
   const { entries, metadata } = header.right;
   const meta = decodeMetadata(where, metadata);

@@ -40,25 +40,15 @@ import { tf } from "../tf.ts";
 import { disposeParams } from "../core/params.ts";
 import { foldIn } from "../core/random.ts";
 import { removeStaleTemps, writeTextFileAtomic } from "../io/atomic.ts";
-import {
-  configToJson,
-  decodeStoredConfig,
-  defaultConfig,
-  type ModelConfig,
-} from "../model/config.ts";
+import { configToJson, defaultConfig, type ModelConfig } from "../model/config.ts";
 import { conditionInput } from "../model/conditioning.ts";
 import { sizeMultiple } from "../model/layout.ts";
 import { type DeflowParams, initActNorms, initParams } from "../model/network.ts";
 import { initShiftsFromData } from "../model/shiftInit.ts";
 import { dequantize } from "../model/objective.ts";
 import type { DomainNormalization } from "../model/sample.ts";
-import {
-  loadCheckpoint,
-  type LossRecord,
-  readCheckpointInfo,
-  saveCheckpoint,
-  type TrainingState,
-} from "../io/checkpoint.ts";
+import { type LossRecord, saveCheckpoint, type TrainingState } from "../io/checkpoint.ts";
+import { loadModelCheckpointTask, modelHeaderTask } from "../io/model.ts";
 import { type RgbImage, writePng } from "../image/io.ts";
 import { plotLines } from "../image/plot.ts";
 import { adamInit, type AdamState, disposeAdamState } from "./adam.ts";
@@ -328,13 +318,9 @@ const loadForResume = async (path: string): Promise<{
   training: TrainingState;
   loop: t.TypeOf<typeof LoopStateCodec>;
 }> => {
-  const info = await readCheckpointInfo(path);
-  if (E.isLeft(info)) return fail(`cannot resume: ${info.left.message}`);
-  const cfg = decodeStoredConfig(info.right.config);
-  if (E.isLeft(cfg)) {
-    return fail(`cannot resume: ${path} holds an invalid model config: ${cfg.left.join("; ")}`);
-  }
-  const loop = LoopStateCodec.decode(info.right.training);
+  const header = await modelHeaderTask(path)();
+  if (E.isLeft(header)) return fail(`cannot resume: ${header.left.message}`);
+  const loop = LoopStateCodec.decode(header.right.info.training);
   if (E.isLeft(loop)) {
     const paths = loop.left.map((e) => e.context.map((c) => c.key).filter(Boolean).join("."));
     return fail(
@@ -342,23 +328,18 @@ const loadForResume = async (path: string): Promise<{
         `fields missing or invalid: ${[...new Set(paths)].join(", ")})`,
     );
   }
-  const config = cfg.right;
-  const template = initParams(config, 0);
-  const adamTemplate = adamInit(template);
-  try {
-    const loaded = await loadCheckpoint(path, { params: template, optimizer: adamTemplate });
-    if (E.isLeft(loaded)) return fail(`cannot resume: ${loaded.left.message}`);
-    return {
-      config,
-      params: loaded.right.params,
-      adam: loaded.right.optimizer!,
-      training: loaded.right.training,
-      loop: loop.right,
-    };
-  } finally {
-    disposeParams(template);
-    disposeAdamState(adamTemplate);
-  }
+  const loaded = await loadModelCheckpointTask(path, {
+    header: header.right,
+    optimizer: adamInit,
+  })();
+  if (E.isLeft(loaded)) return fail(`cannot resume: ${loaded.left.message}`);
+  return {
+    config: loaded.right.config,
+    params: loaded.right.params,
+    adam: loaded.right.optimizer!,
+    training: loaded.right.training,
+    loop: loop.right,
+  };
 };
 
 const lossPlot = (history: readonly LossRecord[]): RgbImage =>

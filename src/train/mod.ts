@@ -1,8 +1,8 @@
 /**
  * `@x/deflow/train`: training DeFlow — Adam with the multi-step schedule, balanced
  * unpaired batches, per-domain normalisation, one training step and the whole resumable
- * loop, checkpoints (safetensors with CRCs), parameter-tree flattening, and seeded
- * random numbers.
+ * loop, checkpoints (safetensors with CRCs) and loading a trained model from one,
+ * parameter-tree flattening, and seeded random numbers.
  *
  * @example Train on two folders of photos (type-checked, not run)
  * ```ts
@@ -29,6 +29,14 @@ export * from "./sampler.ts";
 export * from "./normalize.ts";
 export * from "./loop.ts";
 export * from "../io/checkpoint.ts";
+export {
+  loadModelCheckpoint,
+  loadModelCheckpointTask,
+  type ModelCheckpoint,
+  type ModelHeader,
+  modelHeaderTask,
+  type ModelLoadOptions,
+} from "../io/model.ts";
 export * as safetensors from "../io/safetensors.ts";
 export type { SafetensorsDtype } from "../io/safetensors.ts";
 export { flattenParams, isTrainablePath, keepParams, unflattenLike } from "../core/params.ts";

@@ -10,7 +10,6 @@
  *
  * @module
  */
-import { t } from "../iots.ts";
 import { type RgbImage, rgbImage } from "../image/io.ts";
 import type { DomainNormalization } from "../model/sample.ts";
 
@@ -25,21 +24,8 @@ export interface ChannelMoments {
 /** Smallest std used when normalising (avoids dividing by zero on constant channels). */
 export const MIN_STD = 1e-6;
 
-const Finite = new t.Type<number>(
-  "FiniteNumber",
-  (u): u is number => typeof u === "number" && Number.isFinite(u),
-  (u, c) => (typeof u === "number" && Number.isFinite(u) ? t.success(u) : t.failure(u, c)),
-  t.identity,
-);
-const Moments = t.type({ mean: t.array(Finite), std: t.array(Finite) }, "ChannelMoments");
-
-/** io-ts codec of {@linkcode DomainNormalization} (as stored in a checkpoint). */
-export const DomainNormalizationCodec: t.Type<DomainNormalization, DomainNormalization, unknown> = t
-  .type({ clean: Moments, degraded: Moments }, "DomainNormalization") as unknown as t.Type<
-    DomainNormalization,
-    DomainNormalization,
-    unknown
-  >;
+// The stored record's codec lives with the model loader that validates it.
+export { DomainNormalizationCodec } from "../io/model.ts";
 
 /** Per-channel mean and std (float64) over all pixels of `images`. Throws on an empty set. */
 export const channelMoments = (images: readonly RgbImage[], what = "images"): ChannelMoments => {
