@@ -30,8 +30,8 @@
  * await initBackend();
  * const flow = chain(
  *   squeeze.bijector(),
- *   actNorm.bijector(actNorm.init(12)),
- *   invConv1x1.bijector(invConv1x1.init(12, 7)),
+ *   actNorm.bijector(actNorm.init({ channels: 12 })),
+ *   invConv1x1.bijector(invConv1x1.init({ channels: 12, seed: 7 })),
  * );
  * const x = tf.randomUniform([1, 8, 8, 3]) as tf.Tensor4D;
  * const { y, logDet } = flow.forward(x);
@@ -44,6 +44,7 @@
 // Backend, the bijector contract and combinators, errors.
 export * from "./src/core/backend.ts";
 export * from "./src/core/bijector.ts";
+export * from "./src/core/layer.ts";
 export * from "./src/core/errors.ts";
 
 // Parameter trees (the training helpers flattenParams, unflattenLike, keepParams and
@@ -64,10 +65,10 @@ export * from "./src/layers/actNorm.ts";
 export * from "./src/layers/invConv1x1.ts";
 export {
   affineCoupling,
-  type AffineCouplingConfig,
-  type AffineCouplingInit,
   type AffineCouplingLayer,
+  type AffineCouplingOptions,
   type AffineCouplingParams,
+  type AffineScaleOptions,
   type CouplingConditioner,
   type CouplingFromConditionerOptions,
 } from "./src/layers/affineCoupling.ts";

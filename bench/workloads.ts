@@ -12,7 +12,6 @@
  * @module
  */
 import { tf } from "../src/tf.ts";
-import { invert } from "../src/core/bijector.ts";
 import { leaves, type ParamTree, unflattenLike } from "../src/core/params.ts";
 import { actNorm } from "../src/layers/actNorm.ts";
 import { invConv1x1 } from "../src/layers/invConv1x1.ts";
@@ -166,7 +165,7 @@ export const layerWorkloads: readonly Workload[] = [
     shape: layerShape,
     setup: () => {
       const x = randn([N, H, W, C], 1);
-      const p = invConv1x1.init(C, 5);
+      const p = invConv1x1.init({ channels: C, seed: 5 });
       return Promise.resolve({
         runs: lossRuns([p.lower, p.upper, p.logS, x], (lo, up, ls, xx) => {
           const q = {
@@ -189,16 +188,11 @@ export const layerWorkloads: readonly Workload[] = [
       const x = randn([N, H, W, C], 1);
       const h = randn([N, H, W, CC], 2);
       const { ps, rebuild } = tree(
-        affineCoupling.init(11, { channels: C, condChannels: CC, hidden: HID }),
+        affineCoupling.init({ channels: C, condChannels: CC, hidden: HID, seed: 11 }),
       );
       return Promise.resolve({
         runs: lossRuns([...ps, x, h], (...a) => {
-          const b = invert(
-            affineCoupling.bijector(rebuild(a.slice(0, ps.length)), {
-              channels: C,
-              condChannels: CC,
-            }),
-          );
+          const b = affineCoupling.bijector(rebuild(a.slice(0, ps.length)));
           const r = b.forward(a[ps.length] as tf.Tensor4D, a[ps.length + 1] as tf.Tensor4D);
           return flowLoss(r.y, r.logDet);
         }),
@@ -214,16 +208,11 @@ export const layerWorkloads: readonly Workload[] = [
       const x = randn([N, H, W, C], 1);
       const h = randn([N, H, W, CC], 2);
       const { ps, rebuild } = tree(
-        affineInjector.init(12, { channels: C, condChannels: CC, hidden: HID }),
+        affineInjector.init({ channels: C, condChannels: CC, hidden: HID, seed: 12 }),
       );
       return Promise.resolve({
         runs: lossRuns([...ps, x, h], (...a) => {
-          const b = invert(
-            affineInjector.bijector(rebuild(a.slice(0, ps.length)), {
-              channels: C,
-              condChannels: CC,
-            }),
-          );
+          const b = affineInjector.bijector(rebuild(a.slice(0, ps.length)));
           const r = b.forward(a[ps.length] as tf.Tensor4D, a[ps.length + 1] as tf.Tensor4D);
           return flowLoss(r.y, r.logDet);
         }),
@@ -237,7 +226,7 @@ export const layerWorkloads: readonly Workload[] = [
     shape: layerShape,
     setup: async () => {
       const z = randn([N, H, W, C], 1);
-      const p = latentShift.init(C, 13, 0.5);
+      const p = latentShift.init({ channels: C, seed: 13, scale: 0.5 });
       const stats = await latentShift.prepare(p);
       return {
         runs: lossRuns(

@@ -47,7 +47,7 @@ const train = async (xs: Float32Array, ys: Float32Array, steps = 800, lr0 = 0.05
   const x = tf.tensor4d(xs, [xs.length, 1, 1, 1]);
   const y = tf.tensor4d(ys, [ys.length, 1, 1, 1]);
   let p: Model = {
-    flow: actNorm.init(1),
+    flow: actNorm.init({ channels: 1 }),
     shift: { mu: tf.zeros([1]), m: tf.tensor2d([[0.3]]) },
   };
   let adam = adamInit(p);

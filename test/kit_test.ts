@@ -585,7 +585,7 @@ Deno.test(
     const report = await checkBijectorLaws(
       layerCase({
         name: "actNorm",
-        init: ({ channels }) => actNorm.init(channels),
+        init: ({ channels }) => actNorm.init({ channels }),
         bijector: (params) => actNorm.bijector(params),
       }),
       { numRuns: 3 },
@@ -595,7 +595,7 @@ Deno.test(
     // The same layer with its log-det sign flipped fails the Jacobian law.
     const flipped = layerCase({
       name: "actNorm (log-det sign flipped)",
-      init: ({ channels }) => actNorm.init(channels),
+      init: ({ channels }) => actNorm.init({ channels }),
       bijector: (params) => {
         const b = actNorm.bijector(params);
         const flip = (r: { y: tf.Tensor4D; logDet: tf.Tensor1D }) => {

@@ -226,9 +226,9 @@ Deno.test(
 Deno.test("init: μ = 0, M small, non-zero and seeded", gpuTest, async () => {
   await useBackend("webgpu");
   await noLeak("init", async () => {
-    const a = latentShift.init(4, 3);
-    const b = latentShift.init(4, 3);
-    const c = latentShift.init(4, 4, 0.2);
+    const a = latentShift.init({ channels: 4, seed: 3 });
+    const b = latentShift.init({ channels: 4, seed: 3 });
+    const c = latentShift.init({ channels: 4, seed: 4, scale: 0.2 });
     assert.deepEqual(a.mu.shape, [4]);
     assert.deepEqual(a.m.shape, [4, 4]);
     assert.deepEqual(Array.from(await read(a.mu)), [0, 0, 0, 0]);
@@ -239,7 +239,7 @@ Deno.test("init: μ = 0, M small, non-zero and seeded", gpuTest, async () => {
       assert.ok(Math.abs(ma[i * 5] - 0.1) < 0.05, "≈ 0.1·I on the diagonal");
     }
     assert.ok(ma.some((v, i) => i % 5 !== 0 && v !== 0), "seeded off-diagonal noise");
-    assert.throws(() => latentShift.init(4, 1, 0), /stationary point/);
+    assert.throws(() => latentShift.init({ channels: 4, seed: 1, scale: 0 }), /stationary point/);
     tf.dispose([a.mu, a.m, b.mu, b.m, c.mu, c.m]);
   });
 });
@@ -334,7 +334,7 @@ Deno.test(
           )
         )([p.mu, p.m]);
       // at init
-      let p = latentShift.init(C, 5);
+      let p = latentShift.init({ channels: C, seed: 5 });
       let stats = await latentShift.prepare(p);
       const [gMu, gM] = nll(p, stats);
       gMu.dispose();

@@ -22,7 +22,7 @@ import { invConv1x1 } from "../src/layers/invConv1x1.ts";
 import { affineCoupling } from "../src/layers/affineCoupling.ts";
 import { affineInjector } from "../src/layers/affineInjector.ts";
 import { squeeze } from "../src/layers/squeeze.ts";
-import { split } from "../src/layers/split.ts";
+import { split, type SplitParams } from "../src/layers/split.ts";
 import { flowStep, transitionStep } from "../src/layers/flowStep.ts";
 import { convNet } from "../src/nn/convNet.ts";
 import { gpuTest, maxAbsDiff, noLeak, read, useBackend } from "./_helpers.ts";
@@ -150,7 +150,7 @@ Deno.test("actNorm: data init normalises, round trip, log-det, shape error", gpu
     await checkLogDet(b, x1);
     const bad = tf.zeros([1, 2, 2, 5]) as tf.Tensor4D;
     throwsShape(() => b.forward(bad), /^actNorm: input has 5 channels, expected 4/);
-    const z = actNorm.init(8);
+    const z = actNorm.init({ channels: 8 });
     throwsShape(
       () => actNorm.bijector(z).forward(bad),
       /actNorm: input has 5 channels, expected 8/,
@@ -170,7 +170,7 @@ Deno.test(
     await useBackend("webgpu");
     await noLeak("invConv1x1 init", async () => {
       const c = 6;
-      const p = invConv1x1.init(c, 7);
+      const p = invConv1x1.init({ channels: c, seed: 7 });
       const w = invConv1x1.weight(p);
       const W = la.matrix(c, c, await read(w));
       assert.ok(la.maxAbsDiff(la.matmul(W, la.transpose(W)), la.eye(c)) < 1e-5, "W·Wᵀ ≠ I");
@@ -202,8 +202,8 @@ Deno.test(
       const { q: Q } = la.qr(la.matrix(c, c, normals(rng(7), c * c)[0]));
       assert.ok(la.maxAbsDiff(W, Q) < 1e-6, "W is not the Q factor of the seeded matrix");
       // seeded: same seed, same W; other seed, other W
-      const q = invConv1x1.init(c, 7);
-      const r = invConv1x1.init(c, 8);
+      const q = invConv1x1.init({ channels: c, seed: 7 });
+      const r = invConv1x1.init({ channels: c, seed: 8 });
       const wq = invConv1x1.weight(q);
       const wr = invConv1x1.weight(r);
       assert.equal(maxAbsDiff(await read(wq), W.data), 0);
@@ -221,7 +221,7 @@ Deno.test(
     await useBackend("webgpu");
     await noLeak("invConv1x1", async () => {
       const c = 4;
-      const p0 = invConv1x1.init(c, 3);
+      const p0 = invConv1x1.init({ channels: c, seed: 3 });
       const p1 = perturb(p0, 11, 0.2);
       const b1 = invConv1x1.bijector(p1);
       const x = randn([2, 2, 3, c], 5);
@@ -268,7 +268,7 @@ Deno.test(
     await useBackend("cpu");
     try {
       await noLeak("invConv1x1 cpu", async () => {
-        const p0 = invConv1x1.init(3, 1);
+        const p0 = invConv1x1.init({ channels: 3, seed: 1 });
         const p = perturb(p0, 2, 0.3);
         const b = invConv1x1.bijector(p);
         const x = randn([1, 2, 2, 3], 3);
@@ -335,23 +335,32 @@ Deno.test("affineCoupling: formula vs a hand-written conditioner", gpuTest, asyn
     const b = affineCoupling.fromConditioner(cond, { channels: 3, condChannels: 1, eps: 0.01 });
     const x = randn([2, 1, 2, 3], 1);
     const h = randn([2, 1, 2, 1], 2);
+    // forward (image→latent): z₂/s − t, log-det −Σ log s; inverse: (z₂ + t)·s, +Σ log s
     const r = b.forward(x, h);
-    const [xv, hv, yv, ld] = await Promise.all([x, h, r.y, r.logDet].map(read));
+    const g = b.inverse(x, h);
+    const [xv, hv, yv, ld, gv, gld] = await Promise.all(
+      [x, h, r.y, r.logDet, g.y, g.logDet].map(read),
+    );
     const sig = (v: number) => 1 / (1 + Math.exp(-v));
     const want = new Float64Array(xv.length);
+    const wantGen = new Float64Array(xv.length);
     const wantLd = [0, 0];
     for (let pix = 0; pix < 4; pix++) {
       const [a, b1, b2] = [xv[pix * 3], xv[pix * 3 + 1], xv[pix * 3 + 2]];
       const hh = hv[pix];
       const s1 = sig(a + hh + 2) + 0.01;
       const s2 = sig(2 * hh + 2) + 0.01;
-      want[pix * 3] = a;
-      want[pix * 3 + 1] = (b1 + 0.5 * a) * s1;
-      want[pix * 3 + 2] = (b2 - a) * s2;
-      wantLd[pix >> 1] += Math.log(s1) + Math.log(s2);
+      want[pix * 3] = wantGen[pix * 3] = a;
+      want[pix * 3 + 1] = b1 / s1 - 0.5 * a;
+      want[pix * 3 + 2] = b2 / s2 + a;
+      wantGen[pix * 3 + 1] = (b1 + 0.5 * a) * s1;
+      wantGen[pix * 3 + 2] = (b2 - a) * s2;
+      wantLd[pix >> 1] -= Math.log(s1) + Math.log(s2);
     }
     assert.ok(maxAbsDiff(yv, want) < 1e-5);
     assert.ok(maxAbsDiff(ld, wantLd) < 1e-5);
+    assert.ok(maxAbsDiff(gv, wantGen) < 1e-5);
+    assert.ok(maxAbsDiff(gld, wantLd.map((v) => -v)) < 1e-5);
     throwsShape(
       () => b.forward(x, tf.zeros([2, 1, 2, 5]) as tf.Tensor4D),
       /affineCoupling: condition has 5 channels, expected 1/,
@@ -369,7 +378,7 @@ Deno.test("affineCoupling: formula vs a hand-written conditioner", gpuTest, asyn
       () => badNet.forward(x),
       /conditioner returned shape \[2, 1, 2, 1\], expected \[2, 1, 2, 4\]/,
     );
-    tf.dispose([x, h, r.y, r.logDet]);
+    tf.dispose([x, h, r.y, r.logDet, g.y, g.logDet]);
   });
 });
 
@@ -380,11 +389,11 @@ Deno.test(
     await useBackend("webgpu");
     await noLeak("coupling", async () => {
       const cfg = { channels: 4, condChannels: 2, hidden: 8 };
-      const p0 = affineCoupling.init(3, cfg);
+      const p0 = affineCoupling.init({ ...cfg, seed: 3 });
       assert.deepEqual(p0.net.conv1.w.shape, [3, 3, 4, 8]);
       assert.deepEqual(p0.net.conv3.w.shape, [3, 3, 8, 4]);
       const p = perturb(p0, 9, 0.3);
-      const b = affineCoupling.bijector(p, cfg);
+      const b = affineCoupling.bijector(p);
       const x = randn([2, 2, 2, 4], 1);
       const h = randn([2, 2, 2, 2], 2);
       await checkRoundTrip(b, x, h);
@@ -395,10 +404,19 @@ Deno.test(
         () => b.forward(x, tf.zeros([2, 2, 2, 5]) as tf.Tensor4D),
         /affineCoupling: condition has 5 channels, expected 2/,
       );
+      // sizes from the weights: these fit C = 4 (2 condition channels) or C = 3 (3)
+      throwsShape(
+        () => b.forward(randn([2, 2, 2, 5], 7)),
+        /affineCoupling: input has 5 channels, expected 3 or 4/,
+      );
+      throwsShape(
+        () => b.forward(randn([2, 2, 2, 3], 7), h),
+        /affineCoupling: condition has 2 channels, expected 3/,
+      );
       // unconditional: the condition is ignored
-      const u0 = affineCoupling.init(5, { channels: 4, condChannels: 0, hidden: 8 });
+      const u0 = affineCoupling.init({ channels: 4, condChannels: 0, hidden: 8, seed: 5 });
       const u = perturb(u0, 6, 0.3);
-      const ub = affineCoupling.bijector(u, { channels: 4, condChannels: 0 });
+      const ub = affineCoupling.bijector(u);
       await checkRoundTrip(ub, x);
       await checkLogDet(ub, x1);
       tf.dispose([x, h, x1, h1]);
@@ -423,7 +441,8 @@ Deno.test(
       );
       const x = randn([1, 2, 1, 2], 1);
       const h = randn([1, 2, 1, 1], 2);
-      const r = hand.forward(x, h);
+      // inverse: the generation direction (z + t)·s; forward undoes it
+      const r = hand.inverse(x, h);
       const [xv, hv, yv, ld] = await Promise.all([x, h, r.y, r.logDet].map(read));
       const sig = (v: number) => 1 / (1 + Math.exp(-v));
       const want: number[] = [];
@@ -437,14 +456,18 @@ Deno.test(
       }
       assert.ok(maxAbsDiff(yv, want) < 1e-5);
       assert.ok(Math.abs(ld[0] - wantLd) < 1e-5);
-      tf.dispose([x, h, r.y, r.logDet]);
+      const back = hand.forward(r.y, h);
+      assert.ok(maxAbsDiff(await read(back.y), xv) < 1e-5);
+      assert.ok(Math.abs((await read(back.logDet))[0] + wantLd) < 1e-5);
+      tf.dispose([x, h, r.y, r.logDet, back.y, back.logDet]);
 
       const cfg = { channels: 4, condChannels: 3, hidden: 8 };
-      const p0 = affineInjector.init(1, cfg);
+      const p0 = affineInjector.init({ ...cfg, seed: 1 });
       assert.deepEqual(p0.net.conv1.w.shape, [3, 3, 3, 8]);
       assert.deepEqual(p0.net.conv3.w.shape, [3, 3, 8, 8]);
       const p = perturb(p0, 2, 0.3);
-      const b = affineInjector.bijector(p, cfg);
+      assert.deepEqual(affineInjector.sizes(p), { channels: 4, condChannels: 3 });
+      const b = affineInjector.bijector(p);
       const x2 = randn([2, 2, 2, 4], 3);
       const h2 = randn([2, 2, 2, 3], 4);
       await checkRoundTrip(b, x2, h2);
@@ -460,7 +483,7 @@ Deno.test(
         /affineInjector: condition shape \[2, 2, 1, 3\] does not match/,
       );
       throwsShape(
-        () => affineInjector.init(1, { channels: 4, condChannels: 0, hidden: 8 }),
+        () => affineInjector.init({ channels: 4, condChannels: 0, hidden: 8, seed: 1 }),
         /condChannels/,
       );
       tf.dispose([x2, h2, x1, h1]);
@@ -520,15 +543,15 @@ Deno.test(
     await useBackend("webgpu");
     await noLeak("split", async () => {
       assert.deepEqual(split.sizes(5), { kept: 2, emitted: 3 });
-      const p0 = split.init(5);
+      const p0 = split.init({ channels: 5 });
       assert.deepEqual(p0.prior.w.shape, [3, 3, 2, 6]);
-      const b0 = split.bijector(p0, { channels: 5 });
+      const b0 = split.bijector(p0);
       const x = randn([2, 2, 2, 5], 1);
       const r0 = b0.forward(x);
       assert.ok(maxAbsDiff(await read(r0.y), await read(x)) < 1e-6, "zero prior must be identity");
       assert.equal(maxAbsDiff(await read(r0.logDet), [0, 0]), 0);
       const p = perturb(p0, 3, 0.3);
-      const b = split.bijector(p, { channels: 5 });
+      const b = split.bijector(p);
       await checkRoundTrip(b, x);
       // emitted part vs a manual computation from the prior output
       const r = b.forward(x);
@@ -547,11 +570,14 @@ Deno.test(
       }
       assert.ok(err < 1e-4, `split eps error ${err}`);
       const x1 = randn([1, 2, 2, 4], 2);
-      const p40 = split.init(4);
+      const p40 = split.init({ channels: 4 });
       const p4 = perturb(p40, 4, 0.3);
-      await checkLogDet(split.bijector(p4, { channels: 4 }), x1);
+      await checkLogDet(split.bijector(p4), x1);
       throwsShape(() => b.forward(x1), /split: input has 4 channels, expected 5/);
-      throwsShape(() => split.bijector(p0, { channels: 6 }), /split: prior weight has shape/);
+      // sizes come from the prior: 3 kept + 2 emitted is not a split of 5 channels
+      const bad = { prior: { w: tf.zeros([3, 3, 3, 4]), b: tf.zeros([4]) } } as SplitParams;
+      throwsShape(() => split.bijector(bad), /split: prior weight \[3, 3, 3, 4\].*fit no channel/);
+      disposeParams(bad);
       tf.dispose([x, x1, r0.y, r0.logDet, r.y, r.logDet, prior]);
       for (const t of [p0, p, p40, p4]) disposeParams(t);
     });
@@ -564,23 +590,20 @@ Deno.test("flowStep and transitionStep: round trip and brute-force log-det", gpu
   await useBackend("webgpu");
   await noLeak("flowStep", async () => {
     const cfg = { channels: 4, condChannels: 2, hidden: 8 };
-    const p0 = flowStep.init(1, cfg);
+    const p0 = flowStep.init({ ...cfg, seed: 1 });
     const pp = perturb(p0, 2, 0.2);
     const p = await flowStep.withInverse(pp);
-    const b = flowStep.bijector(p, cfg);
-    assert.equal(
-      b.name,
-      "chain(actNorm, invConv1x1, invert(affineCoupling), invert(affineInjector))",
-    );
+    const b = flowStep.bijector(p);
+    assert.equal(b.name, "chain(actNorm, invConv1x1, affineCoupling, affineInjector)");
     const x = randn([2, 2, 2, 4], 3);
     const h = randn([2, 2, 2, 2], 4);
     await checkRoundTrip(b, x, h);
-    // forward = encoding: coupling⁻¹ then injector⁻¹ after actNorm and the 1x1 conv
+    // forward = encoding: every layer's forward, in order
     const manual = tf.tidy(() => {
       let y = actNorm.bijector(p.actNorm).forward(x).y;
       y = invConv1x1.bijector(p.invConv).forward(y).y;
-      y = affineCoupling.bijector(p.coupling, cfg).inverse(y, h).y;
-      return affineInjector.bijector(p.injector, cfg).inverse(y, h).y;
+      y = affineCoupling.bijector(p.coupling).forward(y, h).y;
+      return affineInjector.bijector(p.injector).forward(y, h).y;
     });
     const r = b.forward(x, h);
     assert.ok(maxAbsDiff(await read(r.y), await read(manual)) < 1e-5);
@@ -592,19 +615,24 @@ Deno.test("flowStep and transitionStep: round trip and brute-force log-det", gpu
       /condition has 3 channels, expected 2/,
     );
 
-    const t0 = transitionStep.init(7, { channels: 4 });
+    const t0 = transitionStep.init({ channels: 4, seed: 7 });
     const t = await transitionStep.withInverse(perturb(t0, 8, 0.2));
-    const tb = transitionStep.bijector(t, { channels: 4 });
+    const tb = transitionStep.bijector(t);
     await checkRoundTrip(tb, x);
     await checkLogDet(tb, x1);
+    // sizes come from the parameters: an ActNorm of another width does not fit the rest
+    const a6 = actNorm.init({ channels: 6 });
+    const a3 = actNorm.init({ channels: 3 });
     throwsShape(
-      () => flowStep.bijector(p, { ...cfg, channels: 6 }),
-      /actNorm: input has 6 channels, expected 4/,
+      () => flowStep.bijector({ ...p, actNorm: a6 }),
+      /invConv1x1: input has 6 channels, expected 4/,
     );
     throwsShape(
-      () => transitionStep.bijector(t, { channels: 3 }),
+      () => transitionStep.bijector({ ...t, actNorm: a3 }),
       /input has 3 channels, expected 4/,
     );
+    disposeParams(a6);
+    disposeParams(a3);
 
     tf.dispose([
       x,
@@ -681,18 +709,18 @@ Deno.test(
       const h = randn([1, 2, 2, 2], 2);
       const loss = (r: { y: tf.Tensor4D; logDet: tf.Tensor1D }): tf.Scalar =>
         tf.tidy(() => tf.add(tf.mul(tf.sum(tf.square(r.y)), 0.1), tf.sum(r.logDet)));
-      const p0 = flowStep.init(3, cfg);
+      const p0 = flowStep.init({ ...cfg, seed: 3 });
       const p = perturb(p0, 4, 0.2);
       await checkParamGrads("flowStep", p, (q) => {
-        const r = flowStep.bijector(q, cfg).forward(x, h);
+        const r = flowStep.bijector(q).forward(x, h);
         const l = loss(r);
         tf.dispose([r.y, r.logDet]);
         return l;
       });
-      const s0 = split.init(4);
+      const s0 = split.init({ channels: 4 });
       const s = perturb(s0, 5, 0.2);
       await checkParamGrads("split", s, (q) => {
-        const r = split.bijector(q, { channels: 4 }).forward(x);
+        const r = split.bijector(q).forward(x);
         const l = loss(r);
         tf.dispose([r.y, r.logDet]);
         return l;

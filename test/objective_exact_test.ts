@@ -148,7 +148,7 @@ const fit1d = async (
   const x = tf.tensor4d(xs, [xs.length, 1, 1, 1]);
   const y = tf.tensor4d(ys, [ys.length, 1, 1, 1]);
   const model: Model<ActNormParams> = {
-    flow: actNorm.init(1),
+    flow: actNorm.init({ channels: 1 }),
     shift: { mu: tf.zeros([1]), m: tf.tensor2d([[m0]]) },
   };
   const { model: trained, loss } = await fit(model, actNorm.bijector, x, y, {
@@ -333,10 +333,13 @@ Deno.test(
       const x = tf.tensor4d(xs, [nImg, h, w, C]);
       const y = tf.tensor4d(ys, [mImg, h, w, C]);
       type Flow = { actNorm: ActNormParams; conv: InvConv1x1Params };
-      const m0 = latentShift.init(C, 11, 0.3);
+      const m0 = latentShift.init({ channels: C, seed: 11, scale: 0.3 });
       const m0Values = await m0.m.data();
       const model: Model<Flow> = {
-        flow: { actNorm: actNorm.init(C), conv: invConv1x1.init(C, 12) },
+        flow: {
+          actNorm: actNorm.init({ channels: C }),
+          conv: invConv1x1.init({ channels: C, seed: 12 }),
+        },
         shift: m0,
       };
       const flowOf = (f: Flow) => chain(actNorm.bijector(f.actNorm), invConv1x1.bijector(f.conv));

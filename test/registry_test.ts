@@ -26,12 +26,12 @@ const H = 3;
 const registry: BijectorCase<LayerDraw>[] = [
   layerCase({
     name: "actNorm",
-    init: ({ channels }) => actNorm.init(channels),
+    init: ({ channels, seed }) => actNorm.init({ channels, seed }),
     bijector: (p) => actNorm.bijector(p),
   }),
   layerCase({
     name: "invConv1x1",
-    init: ({ seed, channels }) => invConv1x1.init(channels, seed),
+    init: ({ seed, channels }) => invConv1x1.init({ channels, seed }),
     bijector: async (p) => {
       const q = await invConv1x1.withInverse(p);
       return { bijector: invConv1x1.bijector(q), extra: [q.const.inverse!] };
@@ -40,55 +40,49 @@ const registry: BijectorCase<LayerDraw>[] = [
   layerCase({
     name: "affineCoupling",
     init: ({ seed, channels }) =>
-      affineCoupling.init(seed, { channels, condChannels: H, hidden: 6 }),
-    bijector: (p, { channels }) => affineCoupling.bijector(p, { channels, condChannels: H }),
+      affineCoupling.init({ channels, condChannels: H, hidden: 6, seed }),
+    bijector: (p) => affineCoupling.bijector(p),
     condChannels: H,
   }),
   layerCase({
     name: "affineInjector",
     init: ({ seed, channels }) =>
-      affineInjector.init(seed, { channels, condChannels: H, hidden: 6 }),
-    bijector: (p, { channels }) => affineInjector.bijector(p, { channels, condChannels: H }),
+      affineInjector.init({ channels, condChannels: H, hidden: 6, seed }),
+    bijector: (p) => affineInjector.bijector(p),
     condChannels: H,
   }),
   layerCase({
     name: "squeeze",
-    init: () => squeeze.init(),
-    bijector: () => squeeze.bijector(),
+    init: ({ seed }) => squeeze.init({ seed }),
+    bijector: (p) => squeeze.bijector(p),
     shape: ({ batch, width, channels }) => [batch, 2, 2 * width, channels], // Jacobian ≤ 2·6·5 = 60 entries
     volumePreserving: true,
   }),
   layerCase({
     name: "split",
-    init: ({ channels }) => split.init(channels),
-    bijector: (p, { channels }) => split.bijector(p, { channels }),
+    init: ({ channels, seed }) => split.init({ channels, seed }),
+    bijector: (p) => split.bijector(p),
   }),
   layerCase({
     name: "transitionStep",
-    init: ({ seed, channels }) => transitionStep.init(seed, { channels }),
-    bijector: async (p, { channels }) => {
+    init: ({ seed, channels }) => transitionStep.init({ channels, seed }),
+    bijector: async (p) => {
       const q = await transitionStep.withInverse(p);
-      return {
-        bijector: transitionStep.bijector(q, { channels }),
-        extra: [q.invConv.const.inverse!],
-      };
+      return { bijector: transitionStep.bijector(q), extra: [q.invConv.const.inverse!] };
     },
   }),
   layerCase({
     name: "flowStep",
-    init: ({ seed, channels }) => flowStep.init(seed, { channels, condChannels: H, hidden: 6 }),
-    bijector: async (p, { channels }) => {
+    init: ({ seed, channels }) => flowStep.init({ channels, condChannels: H, hidden: 6, seed }),
+    bijector: async (p) => {
       const q = await flowStep.withInverse(p);
-      return {
-        bijector: flowStep.bijector(q, { channels, condChannels: H }),
-        extra: [q.invConv.const.inverse!],
-      };
+      return { bijector: flowStep.bijector(q), extra: [q.invConv.const.inverse!] };
     },
     condChannels: H,
   }),
   layerCase({
     name: "latentShift (whitening)",
-    init: ({ seed, channels }) => latentShift.init(channels, seed, 0.5),
+    init: ({ seed, channels }) => latentShift.init({ channels, seed, scale: 0.5 }),
     bijector: async (p) => {
       const stats = await latentShift.prepare(p);
       return {

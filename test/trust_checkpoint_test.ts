@@ -304,7 +304,7 @@ Deno.test("trust row 6: a run that skips most steps fails and saves nothing", op
 Deno.test("trust row 10: seed 0 is a seed like any other", opts, async () => {
   await useBackend("wasm");
   const read = async (t: tf.Tensor) => Array.from(await t.data());
-  const p = latentShift.init(3, 1);
+  const p = latentShift.init({ channels: 3, seed: 1 });
   const a = latentShift.sample(p, [1, 2, 2, 3], { seed: 0 });
   const b = latentShift.sample(p, [1, 2, 2, 3], { seed: 0 });
   const c = latentShift.sample(p, [1, 2, 2, 3], { seed: 1 });

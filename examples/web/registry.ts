@@ -117,19 +117,21 @@ const layerCase = <T extends ParamTree>(spec: {
   },
 });
 
-const couplingInit = (s: number, c: number) =>
-  affineCoupling.init(s, { channels: c, condChannels: H, hidden: 6 });
+const couplingInit = (seed: number, channels: number) =>
+  affineCoupling.init({ channels, condChannels: H, hidden: 6, seed });
+const injectorInit = (seed: number, channels: number) =>
+  affineInjector.init({ channels, condChannels: H, hidden: 6, seed });
 
 /** Every exported layer, perturbed away from its identity initialisation. */
 export const layerCases: readonly BijectorCase<Draw>[] = [
   layerCase({
     name: "actNorm",
-    init: (_, c) => actNorm.init(c),
+    init: (_, c) => actNorm.init({ channels: c }),
     build: (p) => actNorm.bijector(p),
   }),
   layerCase({
     name: "invConv1x1",
-    init: (s, c) => invConv1x1.init(c, s),
+    init: (s, c) => invConv1x1.init({ channels: c, seed: s }),
     build: async (p) => {
       const q = await invConv1x1.withInverse(p);
       return { bijector: invConv1x1.bijector(q), extra: [q.const.inverse!] };
@@ -138,53 +140,47 @@ export const layerCases: readonly BijectorCase<Draw>[] = [
   layerCase({
     name: "affineCoupling",
     init: couplingInit,
-    build: (p, c) => affineCoupling.bijector(p, { channels: c, condChannels: H }),
+    build: (p) => affineCoupling.bijector(p),
     condChannels: H,
   }),
   layerCase({
     name: "affineInjector",
-    init: (s, c) => affineInjector.init(s, { channels: c, condChannels: H, hidden: 6 }),
-    build: (p, c) => affineInjector.bijector(p, { channels: c, condChannels: H }),
+    init: injectorInit,
+    build: (p) => affineInjector.bijector(p),
     condChannels: H,
   }),
   layerCase({
     name: "squeeze",
-    init: () => squeeze.init(),
-    build: () => squeeze.bijector(),
+    init: (seed) => squeeze.init({ seed }),
+    build: (p) => squeeze.bijector(p),
     shape: ({ n, w, c }) => [n, 2, 2 * w, c],
     volumePreserving: true,
   }),
   layerCase({
     name: "split",
-    init: (_, c) => split.init(c),
-    build: (p, c) => split.bijector(p, { channels: c }),
+    init: (_, c) => split.init({ channels: c }),
+    build: (p) => split.bijector(p),
   }),
   layerCase({
     name: "transitionStep",
-    init: (s, c) => transitionStep.init(s, { channels: c }),
-    build: async (p, c) => {
+    init: (seed, channels) => transitionStep.init({ channels, seed }),
+    build: async (p) => {
       const q = await transitionStep.withInverse(p);
-      return {
-        bijector: transitionStep.bijector(q, { channels: c }),
-        extra: [q.invConv.const.inverse!],
-      };
+      return { bijector: transitionStep.bijector(q), extra: [q.invConv.const.inverse!] };
     },
   }),
   layerCase({
     name: "flowStep",
-    init: (s, c) => flowStep.init(s, { channels: c, condChannels: H, hidden: 6 }),
-    build: async (p, c) => {
+    init: (seed, channels) => flowStep.init({ channels, condChannels: H, hidden: 6, seed }),
+    build: async (p) => {
       const q = await flowStep.withInverse(p);
-      return {
-        bijector: flowStep.bijector(q, { channels: c, condChannels: H }),
-        extra: [q.invConv.const.inverse!],
-      };
+      return { bijector: flowStep.bijector(q), extra: [q.invConv.const.inverse!] };
     },
     condChannels: H,
   }),
   layerCase({
     name: "latentShift (whitening)",
-    init: (s, c) => latentShift.init(c, s, 0.5),
+    init: (s, c) => latentShift.init({ channels: c, seed: s, scale: 0.5 }),
     build: async (p) => {
       const stats = await latentShift.prepare(p);
       return {
@@ -199,19 +195,19 @@ export const layerCases: readonly BijectorCase<Draw>[] = [
 /** The combinators, each built from layers. */
 export const combinatorCases: readonly BijectorCase<Draw>[] = [
   layerCase({
-    name: "chain(actNorm, invConv1x1, affineCoupling⁻¹)",
+    name: "chain(actNorm, invConv1x1, affineCoupling)",
     init: (s, c) => ({
-      a: actNorm.init(c),
-      i: invConv1x1.init(c, s),
+      a: actNorm.init({ channels: c }),
+      i: invConv1x1.init({ channels: c, seed: s }),
       k: couplingInit(s + 1, c),
     }),
-    build: async (p, c) => {
+    build: async (p) => {
       const q = await invConv1x1.withInverse(p.i);
       return {
         bijector: chain(
           actNorm.bijector(p.a),
           invConv1x1.bijector(q),
-          invert(affineCoupling.bijector(p.k, { channels: c, condChannels: H })),
+          affineCoupling.bijector(p.k),
         ),
         extra: [q.const.inverse!],
       };
@@ -220,20 +216,20 @@ export const combinatorCases: readonly BijectorCase<Draw>[] = [
   }),
   layerCase({
     name: "invert(affineInjector)",
-    init: (s, c) => affineInjector.init(s, { channels: c, condChannels: H, hidden: 6 }),
-    build: (p, c) => invert(affineInjector.bijector(p, { channels: c, condChannels: H })),
+    init: injectorInit,
+    build: (p) => invert(affineInjector.bijector(p)),
     condChannels: H,
   }),
   layerCase({
     name: "withCondition(affineCoupling, h)",
     init: couplingInit,
-    build: (p, c) => affineCoupling.bijector(p, { channels: c, condChannels: H }),
+    build: (p) => affineCoupling.bijector(p),
     condChannels: H,
     bindCondition: true,
   }),
   layerCase({
     name: "checked(actNorm)",
-    init: (_, c) => actNorm.init(c),
+    init: (_, c) => actNorm.init({ channels: c }),
     build: (p) => checked(actNorm.bijector(p)),
   }),
   layerCase({

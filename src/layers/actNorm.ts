@@ -16,6 +16,7 @@ import {
   type Shape4,
 } from "../core/bijector.ts";
 import { ShapeError } from "../core/errors.ts";
+import type { Layer } from "../core/layer.ts";
 
 /** Parameters of {@linkcode actNorm}: per-channel bias and log-scale, both `[C]`. */
 export type ActNormParams = {
@@ -25,17 +26,26 @@ export type ActNormParams = {
   readonly logs: tf.Tensor1D;
 };
 
+/** Options of {@linkcode ActNormLayer.init}. */
+export interface ActNormOptions {
+  /** Channels of the flow tensor. */
+  readonly channels: number;
+}
+
 /** The ActNorm layer: parameter constructors and the bijector. */
-export interface ActNormLayer {
-  /** Identity parameters (bias 0, logs 0) for `channels` channels. */
-  readonly init: (channels: number) => ActNormParams;
+export interface ActNormLayer extends Layer<ActNormParams, ActNormOptions> {
+  /**
+   * Identity parameters (bias 0, logs 0) for `channels` channels. Deterministic: the seed
+   * is accepted (as by every layer) and ignored.
+   */
+  readonly init: (options: ActNormOptions & { readonly seed?: number }) => ActNormParams;
   /**
    * Data-dependent initialisation from a batch `x` (NHWC): `bias = −mean`,
    * `logs = −log(std + 1e-6)`, mean and (biased) std per channel over N, H, W, so the
    * output on `x` has zero mean and unit variance per channel.
    */
   readonly initFromData: (x: tf.Tensor4D) => ActNormParams;
-  /** The bijector for given parameters. The condition, if any, is ignored. */
+  /** The bijector for given parameters (channels from their shape); ignores any condition. */
   readonly bijector: (p: ActNormParams) => Bijector;
 }
 
@@ -56,7 +66,7 @@ const logDetOf = (logs: tf.Tensor1D, s: Shape4, sign: 1 | -1): tf.Tensor1D =>
 
 /** ActNorm, see the module documentation. */
 export const actNorm: ActNormLayer = {
-  init: (channels) => {
+  init: ({ channels }) => {
     if (!Number.isInteger(channels) || channels < 1) {
       throw new ShapeError(`${NAME}: channels must be a positive integer, got ${channels}`);
     }

@@ -6,10 +6,15 @@
  * channel `2i` is the shift `tᵢ`, channel `2i+1` the raw scale `rᵢ`; the scale is
  * `s = sigmoid(r + 2) + eps` (eps 1e-3 by default), so it lies in (eps, 1 + eps).
  *
- * `forward` is the GENERATION-direction map of the paper, `z₂' = (z₂ + t) · s` with `z₁`
- * unchanged and log-det `Σ log s` (over H, W and channels). `inverse` is
- * `z₂ = z₂' / s − t` with log-det `−Σ log s`. A flow step (image→latent) uses the inverse,
- * via `invert(affineCoupling.bijector(...))`.
+ * `forward` is the image→latent (encoding) map, `z₂' = z₂ / s − t` with `z₁` unchanged
+ * and log-det `−Σ log s` (over H, W and channels). `inverse` is the paper's generation
+ * direction `z₂ = (z₂' + t) · s` with log-det `Σ log s`.
+ *
+ * {@linkcode AffineCouplingLayer.bijector} reads the sizes from the network's weights. The
+ * network's input has `⌊C/2⌋ + condChannels` channels and its output `2·(C − ⌊C/2⌋)`, so
+ * a conditional coupling's weights fit two channel counts, `C = 2k` and `C = 2k − 1`
+ * (with one condition channel more); the input's channel count picks one, and the
+ * condition is checked against it.
  *
  * @module
  */
@@ -17,12 +22,14 @@ import { tf } from "../tf.ts";
 import {
   type Bijector,
   bijector,
+  channelShape,
   checkCondition,
   checkInput,
   type FlowResult,
   type Shape4,
 } from "../core/bijector.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
+import type { Layer, Seeded } from "../core/layer.ts";
 import { convNet, type ConvNetParams } from "../nn/convNet.ts";
 import { evenOdd } from "../nn/fastOps.ts";
 
@@ -33,7 +40,7 @@ export type AffineCouplingParams = {
 };
 
 /** Sizes for {@linkcode AffineCouplingLayer.init}. */
-export interface AffineCouplingInit {
+export interface AffineCouplingOptions {
   /** Channels of the flow tensor (at least 2). */
   readonly channels: number;
   /** Channels of the condition `h` (0: unconditional). */
@@ -42,12 +49,11 @@ export interface AffineCouplingInit {
   readonly hidden: number;
 }
 
-/** Options for {@linkcode AffineCouplingLayer.bijector}. */
-export interface AffineCouplingConfig {
-  /** Channels of the flow tensor (at least 2). */
-  readonly channels: number;
-  /** Channels of the condition `h` (0: unconditional, the condition is ignored). */
-  readonly condChannels: number;
+/**
+ * Settings of {@linkcode AffineCouplingLayer.bijector} and of the affine injector's (the
+ * sizes come from the parameters).
+ */
+export interface AffineScaleOptions {
   /** Added to the sigmoid scale (default 1e-3). */
   readonly eps?: number;
 }
@@ -79,11 +85,16 @@ export interface CouplingFromConditionerOptions {
 }
 
 /** The affine coupling layer. */
-export interface AffineCouplingLayer {
+export interface AffineCouplingLayer
+  extends Layer<AffineCouplingParams, AffineCouplingOptions, [options?: AffineScaleOptions]> {
   /** Fresh parameters: a {@linkcode convNet} with a zero output layer (identity-like map). */
-  readonly init: (seed: number, config: AffineCouplingInit) => AffineCouplingParams;
-  /** The bijector using the parameter network on `concat[z₁, h]`. */
-  readonly bijector: (p: AffineCouplingParams, config: AffineCouplingConfig) => Bijector;
+  readonly init: (options: AffineCouplingOptions & Seeded) => AffineCouplingParams;
+  /**
+   * The bijector using the parameter network on `concat[z₁, h]`; channels and condition
+   * channels come from the network's weights (see the module documentation). With 0
+   * condition channels any condition given is ignored.
+   */
+  readonly bijector: (p: AffineCouplingParams, options?: AffineScaleOptions) => Bijector;
   /** The bijector for any conditioner function. */
   readonly fromConditioner: (
     conditioner: CouplingConditioner,
@@ -149,14 +160,7 @@ const fromConditioner = (
   }
   const k1 = Math.floor(channels / 2);
   const k2 = channels - k1;
-  const shape = (s: Shape4): Shape4 => {
-    if (s[3] !== channels) {
-      throw new ShapeError(
-        `${name}: input has ${s[3]} channels, expected ${channels} (shape ${showShape(s)})`,
-      );
-    }
-    return s;
-  };
+  const shape = channelShape(name, channels);
   const prepare = (x: tf.Tensor4D, cond: tf.Tensor4D | undefined) => {
     checkInput(name, x, channels);
     const h = condChannels === 0
@@ -166,29 +170,49 @@ const fromConditioner = (
       : checkCondition(name, x, cond, condChannels);
     return h;
   };
-  const run = (x: tf.Tensor4D, cond: tf.Tensor4D | undefined, dir: 1 | -1): FlowResult => {
+  /** `encode`: `z₂/s − t`, log-det `−Σ log s`; else `(z₂ + t)·s`, log-det `Σ log s`. */
+  const run = (x: tf.Tensor4D, cond: tf.Tensor4D | undefined, encode: boolean): FlowResult => {
     const h = prepare(x, cond);
     return tf.tidy(() => {
       const [n, hh, w] = x.shape;
       const z1 = tf.slice(x, [0, 0, 0, 0], [n, hh, w, k1]);
       const z2 = tf.slice(x, [0, 0, 0, k1], [n, hh, w, k2]);
       const { t, s } = shiftScale(name, conditioner(z1, h), [n, hh, w, k2], eps);
-      const z2b = dir === 1 ? tf.mul(tf.add(z2, t), s) : tf.sub(tf.div(z2, s), t);
-      return { y: tf.concat([z1, z2b], 3) as tf.Tensor4D, logDet: sumLog(s, dir) };
+      const z2b = encode ? tf.sub(tf.div(z2, s), t) : tf.mul(tf.add(z2, t), s);
+      return { y: tf.concat([z1, z2b], 3) as tf.Tensor4D, logDet: sumLog(s, encode ? -1 : 1) };
     });
   };
   return bijector({
     name,
-    forward: (x, cond) => run(x, cond, 1),
-    inverse: (y, cond) => run(y, cond, -1),
+    forward: (x, cond) => run(x, cond, true),
+    inverse: (y, cond) => run(y, cond, false),
     forwardShape: shape,
     inverseShape: shape,
   });
 };
 
+/**
+ * The channel counts that a coupling network fits: `C` with `C − ⌊C/2⌋ = k` (`2k` output
+ * channels) and `⌊C/2⌋ ≤` the network's input channels; the rest of the input is the
+ * condition.
+ */
+const couplingSizes = (
+  p: AffineCouplingParams,
+): readonly { readonly channels: number; readonly condChannels: number }[] => {
+  const inChannels = p.net.conv1.w.shape[2];
+  const out = p.net.conv3.w.shape[3];
+  if (out % 2 !== 0) {
+    throw new ShapeError(`${NAME}: the network has ${out} output channels, expected an even count`);
+  }
+  const k = out / 2;
+  return [2 * k - 1, 2 * k]
+    .filter((c) => c >= 2 && Math.floor(c / 2) <= inChannels)
+    .map((c) => ({ channels: c, condChannels: inChannels - Math.floor(c / 2) }));
+};
+
 /** The affine coupling layer, see the module documentation. */
 export const affineCoupling: AffineCouplingLayer = {
-  init: (seed, { channels, condChannels, hidden }) => {
+  init: ({ channels, condChannels, hidden, seed }) => {
     if (!Number.isInteger(channels) || channels < 2) {
       throw new ShapeError(`${NAME}: channels must be an integer ≥ 2, got ${channels}`);
     }
@@ -204,10 +228,34 @@ export const affineCoupling: AffineCouplingLayer = {
       }),
     };
   },
-  bijector: (p, { channels, condChannels, eps }) =>
-    fromConditioner(
-      (z1, h) => tf.tidy(() => convNet.apply(p.net, h === undefined ? z1 : tf.concat([z1, h], 3))),
-      { channels, condChannels, eps, name: NAME },
-    ),
+  bijector: (p, { eps } = {}) => {
+    const sizes = couplingSizes(p);
+    if (sizes.length === 0) {
+      throw new ShapeError(
+        `${NAME}: network weights ${showShape(p.net.conv1.w.shape)} → ` +
+          `${showShape(p.net.conv3.w.shape)} fit no channel count`,
+      );
+    }
+    const conditioner: CouplingConditioner = (z1, h) =>
+      tf.tidy(() => convNet.apply(p.net, h === undefined ? z1 : tf.concat([z1, h], 3)));
+    const variants = sizes.map((sz) => fromConditioner(conditioner, { ...sz, eps, name: NAME }));
+    if (variants.length === 1) return variants[0];
+    const expected = sizes.map((sz) => sz.channels).join(" or ");
+    const pick = (c: number): Bijector => {
+      const i = sizes.findIndex((sz) => sz.channels === c);
+      if (i < 0) {
+        throw new ShapeError(`${NAME}: input has ${c} channels, expected ${expected}`);
+      }
+      return variants[i];
+    };
+    const shape = (s: Shape4): Shape4 => pick(s[3]).forwardShape(s);
+    return bijector({
+      name: NAME,
+      forward: (x, cond) => pick(checkInput(NAME, x)[3]).forward(x, cond),
+      inverse: (y, cond) => pick(checkInput(NAME, y)[3]).inverse(y, cond),
+      forwardShape: shape,
+      inverseShape: shape,
+    });
+  },
   fromConditioner,
 };

@@ -4,9 +4,11 @@
  *
  * The conditioner maps `h` to `2·C` channels, INTERLEAVED: channel `2i` is the shift
  * `tᵢ`, channel `2i+1` the raw scale `rᵢ`; `s = sigmoid(r + 2) + eps` (eps 1e-3 by
- * default). `forward` is the GENERATION-direction map `z' = (z + t(h)) · s(h)` with
- * log-det `Σ log s` over H, W and channels; `inverse` is `z = z'/s − t` with log-det
- * `−Σ log s`. A flow step (image→latent) uses the inverse, via `invert(...)`.
+ * default). `forward` is the image→latent (encoding) map `z' = z / s(h) − t(h)` with
+ * log-det `−Σ log s` over H, W and channels; `inverse` is the paper's generation direction
+ * `z = (z' + t) · s` with log-det `Σ log s`. {@linkcode AffineInjectorLayer.bijector}
+ * reads the channels (`C` = half the network's outputs) and the condition channels (the
+ * network's inputs) from the weights.
  *
  * @module
  */
@@ -14,14 +16,15 @@ import { tf } from "../tf.ts";
 import {
   type Bijector,
   bijector,
+  channelShape,
   checkCondition,
   checkInput,
   type FlowResult,
-  type Shape4,
 } from "../core/bijector.ts";
-import { ShapeError, showShape } from "../core/errors.ts";
+import { ShapeError } from "../core/errors.ts";
+import type { Layer, Seeded } from "../core/layer.ts";
 import { convNet, type ConvNetParams } from "../nn/convNet.ts";
-import { shiftScale, sumLog } from "./affineCoupling.ts";
+import { type AffineScaleOptions, shiftScale, sumLog } from "./affineCoupling.ts";
 
 /** Parameters of {@linkcode affineInjector}: the conditioner network. */
 export type AffineInjectorParams = {
@@ -30,23 +33,13 @@ export type AffineInjectorParams = {
 };
 
 /** Sizes for {@linkcode AffineInjectorLayer.init}. */
-export interface AffineInjectorInit {
+export interface AffineInjectorOptions {
   /** Channels of the flow tensor. */
   readonly channels: number;
   /** Channels of the condition `h` (at least 1). */
   readonly condChannels: number;
   /** Hidden channels of the conditioner network. */
   readonly hidden: number;
-}
-
-/** Options for {@linkcode AffineInjectorLayer.bijector}. */
-export interface AffineInjectorConfig {
-  /** Channels of the flow tensor. */
-  readonly channels: number;
-  /** Channels of the condition `h` (at least 1). */
-  readonly condChannels: number;
-  /** Added to the sigmoid scale (default 1e-3). */
-  readonly eps?: number;
 }
 
 /**
@@ -67,12 +60,26 @@ export interface InjectorFromConditionerOptions {
   readonly name?: string;
 }
 
+/** Channel counts of an affine injector. */
+export interface InjectorSizes {
+  /** Channels of the flow tensor: half the network's output channels. */
+  readonly channels: number;
+  /** Channels of the condition: the network's input channels. */
+  readonly condChannels: number;
+}
+
 /** The affine injector layer. */
-export interface AffineInjectorLayer {
+export interface AffineInjectorLayer
+  extends Layer<AffineInjectorParams, AffineInjectorOptions, [options?: AffineScaleOptions]> {
   /** Fresh parameters: a {@linkcode convNet} with a zero output layer. */
-  readonly init: (seed: number, config: AffineInjectorInit) => AffineInjectorParams;
-  /** The bijector using the parameter network on `h`. */
-  readonly bijector: (p: AffineInjectorParams, config: AffineInjectorConfig) => Bijector;
+  readonly init: (options: AffineInjectorOptions & Seeded) => AffineInjectorParams;
+  /**
+   * The bijector using the parameter network on `h`; channels and condition channels come
+   * from the network's weights.
+   */
+  readonly bijector: (p: AffineInjectorParams, options?: AffineScaleOptions) => Bijector;
+  /** Channels of the flow tensor and of the condition that the parameters fit. */
+  readonly sizes: (p: AffineInjectorParams) => InjectorSizes;
   /** The bijector for any conditioner function. */
   readonly fromConditioner: (
     conditioner: InjectorConditioner,
@@ -93,35 +100,37 @@ const fromConditioner = (
   if (condChannels !== undefined && (!Number.isInteger(condChannels) || condChannels < 1)) {
     throw new ShapeError(`${name}: condChannels must be a positive integer, got ${condChannels}`);
   }
-  const shape = (s: Shape4): Shape4 => {
-    if (s[3] !== channels) {
-      throw new ShapeError(
-        `${name}: input has ${s[3]} channels, expected ${channels} (shape ${showShape(s)})`,
-      );
-    }
-    return s;
-  };
-  const run = (x: tf.Tensor4D, cond: tf.Tensor4D | undefined, dir: 1 | -1): FlowResult => {
+  const shape = channelShape(name, channels);
+  /** `encode`: `z/s − t`, log-det `−Σ log s`; else `(z + t)·s`, log-det `Σ log s`. */
+  const run = (x: tf.Tensor4D, cond: tf.Tensor4D | undefined, encode: boolean): FlowResult => {
     const s4 = checkInput(name, x, channels);
     const h = checkCondition(name, x, cond, condChannels);
     return tf.tidy(() => {
       const { t, s } = shiftScale(name, conditioner(h), s4, eps);
-      const y = dir === 1 ? tf.mul(tf.add(x, t), s) : tf.sub(tf.div(x, s), t);
-      return { y: y as tf.Tensor4D, logDet: sumLog(s, dir) };
+      const y = encode ? tf.sub(tf.div(x, s), t) : tf.mul(tf.add(x, t), s);
+      return { y: y as tf.Tensor4D, logDet: sumLog(s, encode ? -1 : 1) };
     });
   };
   return bijector({
     name,
-    forward: (x, cond) => run(x, cond, 1),
-    inverse: (y, cond) => run(y, cond, -1),
+    forward: (x, cond) => run(x, cond, true),
+    inverse: (y, cond) => run(y, cond, false),
     forwardShape: shape,
     inverseShape: shape,
   });
 };
 
+const sizes = (p: AffineInjectorParams): InjectorSizes => {
+  const out = p.net.conv3.w.shape[3];
+  if (out % 2 !== 0) {
+    throw new ShapeError(`${NAME}: the network has ${out} output channels, expected an even count`);
+  }
+  return { channels: out / 2, condChannels: p.net.conv1.w.shape[2] };
+};
+
 /** The affine injector layer, see the module documentation. */
 export const affineInjector: AffineInjectorLayer = {
-  init: (seed, { channels, condChannels, hidden }) => {
+  init: ({ channels, condChannels, hidden, seed }) => {
     if (!Number.isInteger(channels) || channels < 1) {
       throw new ShapeError(`${NAME}: channels must be a positive integer, got ${channels}`);
     }
@@ -135,12 +144,8 @@ export const affineInjector: AffineInjectorLayer = {
       net: convNet.init(seed, { inChannels: condChannels, hidden, outChannels: 2 * channels }),
     };
   },
-  bijector: (p, { channels, condChannels, eps }) =>
-    fromConditioner((h) => convNet.apply(p.net, h), {
-      channels,
-      condChannels,
-      eps,
-      name: NAME,
-    }),
+  bijector: (p, { eps } = {}) =>
+    fromConditioner((h) => convNet.apply(p.net, h), { ...sizes(p), eps, name: NAME }),
+  sizes,
   fromConditioner,
 };

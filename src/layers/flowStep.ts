@@ -1,10 +1,13 @@
 /**
  * Composite steps of the DeFlow flow, in the image→latent (forward) direction:
  *
- * - {@linkcode flowStep}: `actNorm → invConv1x1 → invert(affineCoupling) →
- *   invert(affineInjector)`, i.e. the encoding direction `z₂ ← z₂/s − t` (coupling) then
- *   `z ← z/s − t(h)` (injector); its inverse is the paper's generation direction.
+ * - {@linkcode flowStep}: `actNorm → invConv1x1 → affineCoupling → affineInjector`, i.e.
+ *   the encoding direction `z₂ ← z₂/s − t` (coupling) then `z ← z/s − t(h)` (injector);
+ *   its inverse is the paper's generation direction.
  * - {@linkcode transitionStep}: `actNorm → invConv1x1` (no coupling, no condition).
+ *
+ * Both read their sizes from the parameters (the ActNorm's channels, the injector
+ * network's condition channels).
  *
  * On WebGPU the inverse (latent→image) direction needs the 1x1 convolution's inverse
  * precomputed: use `await flowStep.withInverse(params)` (see {@linkcode invConv1x1}).
@@ -12,12 +15,17 @@
  * @module
  */
 import type { tf } from "../tf.ts";
-import { type Bijector, chain, invert } from "../core/bijector.ts";
+import { type Bijector, chain } from "../core/bijector.ts";
 import { ShapeError } from "../core/errors.ts";
+import type { Layer, Seeded } from "../core/layer.ts";
 import { splitSeed } from "../core/random.ts";
 import { actNorm, type ActNormParams } from "./actNorm.ts";
 import { invConv1x1, type InvConv1x1Params } from "./invConv1x1.ts";
-import { affineCoupling, type AffineCouplingParams } from "./affineCoupling.ts";
+import {
+  affineCoupling,
+  type AffineCouplingParams,
+  type AffineScaleOptions,
+} from "./affineCoupling.ts";
 import { affineInjector, type AffineInjectorParams } from "./affineInjector.ts";
 
 /** Parameters of one conditional {@linkcode flowStep}. */
@@ -33,7 +41,7 @@ export type FlowStepParams = {
 };
 
 /** Sizes for {@linkcode FlowStepLayer.init}. */
-export interface FlowStepInit {
+export interface FlowStepOptions {
   /** Channels of the flow tensor (at least 2). */
   readonly channels: number;
   /** Channels of the condition `h` (at least 1: the injector needs a condition). */
@@ -42,14 +50,8 @@ export interface FlowStepInit {
   readonly hidden: number;
 }
 
-/** Options for {@linkcode FlowStepLayer.bijector}. */
-export interface FlowStepConfig {
-  /** Channels of the flow tensor. */
-  readonly channels: number;
-  /** Channels of the condition `h`. */
-  readonly condChannels: number;
-  /** Added to the sigmoid scales (default 1e-3). */
-  readonly eps?: number;
+/** Options for {@linkcode FlowStepLayer.bijector} (the sizes come from the parameters). */
+export interface FlowStepBijectorOptions extends AffineScaleOptions {
   /**
    * The injector network's output for the condition this bijector will be called with,
    * computed once by the caller (`convNet.apply(p.injector.net, h)`): the injector depends
@@ -60,11 +62,12 @@ export interface FlowStepConfig {
 }
 
 /** The conditional flow step. */
-export interface FlowStepLayer {
+export interface FlowStepLayer
+  extends Layer<FlowStepParams, FlowStepOptions, [options?: FlowStepBijectorOptions]> {
   /** Fresh parameters (ActNorm identity, random rotation, zero-output conditioners). */
-  readonly init: (seed: number, config: FlowStepInit) => FlowStepParams;
+  readonly init: (options: FlowStepOptions & Seeded) => FlowStepParams;
   /** The step as one bijector (forward = image→latent); needs the condition. */
-  readonly bijector: (p: FlowStepParams, config: FlowStepConfig) => Bijector;
+  readonly bijector: (p: FlowStepParams, options?: FlowStepBijectorOptions) => Bijector;
   /**
    * New params with the 1x1 convolution's inverse precomputed (see
    * {@linkcode InvConv1x1Layer.withInverse}); only `invConv.const.inverse` is a new tensor.
@@ -80,22 +83,25 @@ export type TransitionStepParams = {
   readonly invConv: InvConv1x1Params;
 };
 
+/** Sizes for {@linkcode TransitionStepLayer.init}. */
+export interface TransitionStepOptions {
+  /** Channels of the flow tensor. */
+  readonly channels: number;
+}
+
 /** The unconditional transition step (ActNorm → 1x1 conv). */
-export interface TransitionStepLayer {
+export interface TransitionStepLayer extends Layer<TransitionStepParams, TransitionStepOptions> {
   /** Fresh parameters (ActNorm identity, random rotation). */
-  readonly init: (seed: number, config: { readonly channels: number }) => TransitionStepParams;
+  readonly init: (options: TransitionStepOptions & Seeded) => TransitionStepParams;
   /** The step as one bijector (forward = image→latent); the condition is ignored. */
-  readonly bijector: (
-    p: TransitionStepParams,
-    config: { readonly channels: number },
-  ) => Bijector;
+  readonly bijector: (p: TransitionStepParams) => Bijector;
   /** New params with the 1x1 convolution's inverse precomputed. */
   readonly withInverse: (p: TransitionStepParams) => Promise<TransitionStepParams>;
 }
 
 /** The conditional flow step, see the module documentation. */
 export const flowStep: FlowStepLayer = {
-  init: (seed, { channels, condChannels, hidden }) => {
+  init: ({ channels, condChannels, hidden, seed }) => {
     if (!Number.isInteger(condChannels) || condChannels < 1) {
       throw new ShapeError(
         `flowStep: condChannels must be a positive integer (the injector needs a condition), ` +
@@ -104,23 +110,26 @@ export const flowStep: FlowStepLayer = {
     }
     const [s0, s1, s2] = splitSeed(seed, 3);
     return {
-      actNorm: actNorm.init(channels),
-      invConv: invConv1x1.init(channels, s0),
-      coupling: affineCoupling.init(s1, { channels, condChannels, hidden }),
-      injector: affineInjector.init(s2, { channels, condChannels, hidden }),
+      actNorm: actNorm.init({ channels }),
+      invConv: invConv1x1.init({ channels, seed: s0 }),
+      coupling: affineCoupling.init({ channels, condChannels, hidden, seed: s1 }),
+      injector: affineInjector.init({ channels, condChannels, hidden, seed: s2 }),
     };
   },
-  bijector: (p, { channels, condChannels, eps, injectorOutput }) => {
+  bijector: (p, { eps, injectorOutput } = {}) => {
     const injector = injectorOutput
-      ? affineInjector.fromConditioner(() => injectorOutput, { channels, condChannels, eps })
-      : affineInjector.bijector(p.injector, { channels, condChannels, eps });
+      ? affineInjector.fromConditioner(() => injectorOutput, {
+        ...affineInjector.sizes(p.injector),
+        eps,
+      })
+      : affineInjector.bijector(p.injector, { eps });
     const b = chain(
       actNorm.bijector(p.actNorm),
       invConv1x1.bijector(p.invConv),
-      invert(affineCoupling.bijector(p.coupling, { channels, condChannels, eps })),
-      invert(injector),
+      affineCoupling.bijector(p.coupling, { eps }),
+      injector,
     );
-    b.forwardShape([1, 1, 1, channels]); // parameters must fit `channels`
+    b.forwardShape([1, 1, 1, p.actNorm.bias.shape[0]]); // the parameters must fit together
     return b;
   },
   withInverse: async (p) => ({ ...p, invConv: await invConv1x1.withInverse(p.invConv) }),
@@ -128,13 +137,13 @@ export const flowStep: FlowStepLayer = {
 
 /** The transition step, see the module documentation. */
 export const transitionStep: TransitionStepLayer = {
-  init: (seed, { channels }) => ({
-    actNorm: actNorm.init(channels),
-    invConv: invConv1x1.init(channels, splitSeed(seed, 1)[0]),
+  init: ({ channels, seed }) => ({
+    actNorm: actNorm.init({ channels }),
+    invConv: invConv1x1.init({ channels, seed: splitSeed(seed, 1)[0] }),
   }),
-  bijector: (p, { channels }) => {
+  bijector: (p) => {
     const b = chain(actNorm.bijector(p.actNorm), invConv1x1.bijector(p.invConv));
-    b.forwardShape([1, 1, 1, channels]);
+    b.forwardShape([1, 1, 1, p.actNorm.bias.shape[0]]); // the parameters must fit together
     return b;
   },
   withInverse: async (p) => ({ ...p, invConv: await invConv1x1.withInverse(p.invConv) }),

@@ -22,6 +22,7 @@ import {
   type Shape4,
 } from "../core/bijector.ts";
 import { ShapeError } from "../core/errors.ts";
+import type { Layer, Seeded } from "../core/layer.ts";
 import { matMul } from "../nn/fastOps.ts";
 import { normals, rng } from "../core/random.ts";
 import {
@@ -59,13 +60,19 @@ export type InvConv1x1Params = {
   readonly const: InvConv1x1Const;
 };
 
+/** Options of {@linkcode InvConv1x1Layer.init}. */
+export interface InvConv1x1Options {
+  /** Channels of the flow tensor. */
+  readonly channels: number;
+}
+
 /** The LU 1x1 convolution layer: parameter constructors, weight, bijector. */
-export interface InvConv1x1Layer {
+export interface InvConv1x1Layer extends Layer<InvConv1x1Params, InvConv1x1Options> {
   /**
    * Parameters whose `W` is a random rotation: `Q` of the QR factorisation of a seeded
    * Gaussian `C×C` matrix (float64), factored as `W = P · L · U`.
    */
-  readonly init: (channels: number, seed: number) => InvConv1x1Params;
+  readonly init: (options: InvConv1x1Options & Seeded) => InvConv1x1Params;
   /** The matrix `W = P · (L∘strictLower + I) · (U∘strictUpper + diag(sign·exp(logS)))`. */
   readonly weight: (p: InvConv1x1Params) => tf.Tensor2D;
   /**
@@ -74,7 +81,7 @@ export interface InvConv1x1Layer {
    * `const.inverse` is new (the caller disposes it). Recompute after changing `p`.
    */
   readonly withInverse: (p: InvConv1x1Params) => Promise<InvConv1x1Params>;
-  /** The bijector for given parameters. The condition, if any, is ignored. */
+  /** The bijector for given parameters (channels from their shape); ignores any condition. */
   readonly bijector: (p: InvConv1x1Params) => Bijector;
 }
 
@@ -142,7 +149,7 @@ const invert64 = (w: ArrayLike<number>, c: number): tf.Tensor2D =>
 
 /** The LU 1x1 convolution, see the module documentation. */
 export const invConv1x1: InvConv1x1Layer = {
-  init: (channels, seed) => {
+  init: ({ channels, seed }) => {
     if (!Number.isInteger(channels) || channels < 1) {
       throw new ShapeError(`${NAME}: channels must be a positive integer, got ${channels}`);
     }

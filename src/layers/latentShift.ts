@@ -32,6 +32,7 @@ import {
   type Shape4,
 } from "../core/bijector.ts";
 import { NonFiniteError, ShapeError, showShape } from "../core/errors.ts";
+import type { Layer, Seeded } from "../core/layer.ts";
 import { normals, rng, tfSeed } from "../core/random.ts";
 import {
   disposeSpd,
@@ -87,13 +88,25 @@ export interface PairedOptions {
   readonly jitter?: number;
 }
 
-/** The latent shift as one record of pure functions. */
-export interface LatentShiftApi {
+/** Options of {@linkcode LatentShiftApi.init}. */
+export interface LatentShiftOptions {
+  /** Channels of the latent. */
+  readonly channels: number;
+  /** Scale of the initial `M` (default 0.1; must be finite and non-zero). */
+  readonly scale?: number;
+}
+
+/**
+ * The latent shift as one record of pure functions; as a {@linkcode Layer}, its bijector
+ * (the whitening map) takes the prepared statistics as a further argument.
+ */
+export interface LatentShiftApi
+  extends Layer<LatentShiftParams, LatentShiftOptions, [stats: SpdStats]> {
   /**
    * Initial parameters for `channels` channels: `μ = 0`, `M = scale·(I + 0.1·N)` with `N`
    * standard normal from `seed`. `M` must not be 0 (a stationary point of the objective).
    */
-  readonly init: (channels: number, seed: number, scale?: number) => LatentShiftParams;
+  readonly init: (options: LatentShiftOptions & Seeded) => LatentShiftParams;
   /** Float64 statistics of `A = I + M·Mᵀ` (asynchronous read of `M`). Free with `disposeStats`. */
   readonly prepare: (p: LatentShiftParams) => Promise<ShiftStats>;
   /** Dispose the tensors of {@linkcode ShiftStats} or {@linkcode PairedStats}. */
@@ -194,7 +207,9 @@ const gaussianLogProb = (
   return tf.add(tf.mul(quad, -0.5), constant) as tf.Tensor1D;
 };
 
-const init = (channels: number, seed: number, scale = 0.1): LatentShiftParams => {
+const init = (
+  { channels, seed, scale = 0.1 }: LatentShiftOptions & Seeded,
+): LatentShiftParams => {
   if (!Number.isInteger(channels) || channels < 1) {
     throw new RangeError(`latentShift.init: channels must be a positive integer, got ${channels}`);
   }

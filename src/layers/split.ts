@@ -16,11 +16,12 @@ import { tf } from "../tf.ts";
 import {
   type Bijector,
   bijector,
+  channelShape,
   checkInput,
   type FlowResult,
-  type Shape4,
 } from "../core/bijector.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
+import type { Layer } from "../core/layer.ts";
 import { conv2dSame } from "../nn/conv.ts";
 import { deinterleave } from "./affineCoupling.ts";
 
@@ -30,8 +31,8 @@ export type SplitParams = {
   readonly prior: { readonly w: tf.Tensor4D; readonly b: tf.Tensor1D };
 };
 
-/** Options for {@linkcode SplitLayer.bijector}. */
-export interface SplitConfig {
+/** Options of {@linkcode SplitLayer.init}. */
+export interface SplitOptions {
   /** Channels of the input (at least 2). */
   readonly channels: number;
 }
@@ -45,11 +46,17 @@ export interface SplitSizes {
 }
 
 /** The split layer. */
-export interface SplitLayer {
-  /** Zero-initialised prior for `channels` input channels. */
-  readonly init: (channels: number) => SplitParams;
-  /** The split bijector. The condition, if any, is ignored. */
-  readonly bijector: (p: SplitParams, config: SplitConfig) => Bijector;
+export interface SplitLayer extends Layer<SplitParams, SplitOptions> {
+  /**
+   * Zero-initialised prior for `channels` input channels. Deterministic: the seed is
+   * accepted (as by every layer) and ignored.
+   */
+  readonly init: (options: SplitOptions & { readonly seed?: number }) => SplitParams;
+  /**
+   * The split bijector; the channels (kept + emitted) come from the prior's weight. The
+   * condition, if any, is ignored.
+   */
+  readonly bijector: (p: SplitParams) => Bijector;
   /** How many channels are kept and emitted for `channels` input channels. */
   readonly sizes: (channels: number) => SplitSizes;
 }
@@ -66,28 +73,24 @@ const sizes = (channels: number): SplitSizes => {
 
 /** The split layer, see the module documentation. */
 export const split: SplitLayer = {
-  init: (channels) => {
+  init: ({ channels }) => {
     const { kept, emitted } = sizes(channels);
     return { prior: { w: tf.zeros([3, 3, kept, 2 * emitted]), b: tf.zeros([2 * emitted]) } };
   },
   sizes,
-  bijector: (p, { channels }) => {
-    const { kept, emitted } = sizes(channels);
+  bijector: (p) => {
     const ws = p.prior.w.shape;
-    if (ws[0] !== 3 || ws[1] !== 3 || ws[2] !== kept || ws[3] !== 2 * emitted) {
+    const channels = ws[2] + ws[3] / 2;
+    const fits = ws[0] === 3 && ws[1] === 3 && ws[3] % 2 === 0 && Number.isInteger(channels) &&
+      channels >= 2 && sizes(channels).kept === ws[2] && p.prior.b.shape[0] === ws[3];
+    if (!fits) {
       throw new ShapeError(
-        `${NAME}: prior weight has shape ${showShape(ws)}, expected ` +
-          `${showShape([3, 3, kept, 2 * emitted])} for ${channels} channels`,
+        `${NAME}: prior weight ${showShape(ws)} and bias ${showShape(p.prior.b.shape)} fit no ` +
+          `channel count (expected [3, 3, ⌊C/2⌋, 2·(C − ⌊C/2⌋)] and [2·(C − ⌊C/2⌋)])`,
       );
     }
-    const shape = (s: Shape4): Shape4 => {
-      if (s[3] !== channels) {
-        throw new ShapeError(
-          `${NAME}: input has ${s[3]} channels, expected ${channels} (shape ${showShape(s)})`,
-        );
-      }
-      return s;
-    };
+    const { kept, emitted } = sizes(channels);
+    const shape = channelShape(NAME, channels);
     const run = (x: tf.Tensor4D, dir: 1 | -1): FlowResult => {
       checkInput(NAME, x, channels);
       return tf.tidy(() => {

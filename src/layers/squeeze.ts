@@ -10,13 +10,17 @@
 import { tf } from "../tf.ts";
 import { type Bijector, bijector, checkInput, type Shape4, zeroLogDet } from "../core/bijector.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
+import type { Layer } from "../core/layer.ts";
+
+/** Parameters of {@linkcode squeeze}: none. */
+export type SqueezeParams = Record<string, never>;
 
 /** The squeeze layer (no parameters; `init` and `bijector` exist for uniformity). */
-export interface SqueezeLayer {
-  /** The (empty) parameter record. */
-  readonly init: () => Record<string, never>;
-  /** The squeeze bijector (output channel order `c·4 + i·2 + j`). */
-  readonly bijector: () => Bijector;
+export interface SqueezeLayer extends Layer<SqueezeParams> {
+  /** The (empty) parameter record; the seed, if given, is ignored. */
+  readonly init: (options?: { readonly seed?: number }) => SqueezeParams;
+  /** The squeeze bijector (output channel order `c·4 + i·2 + j`); parameters optional. */
+  readonly bijector: (params?: SqueezeParams) => Bijector;
 }
 
 const NAME = "squeeze";

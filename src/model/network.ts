@@ -64,19 +64,20 @@ export const initParams = (config: ModelConfig, seed: number): DeflowParams => {
     return {
       transitions: Array.from(
         { length: config.transitionSteps },
-        (_, i) => transitionStep.init(foldIn(ls, 1000 + i), { channels: lc.channels }),
+        (_, i) => transitionStep.init({ channels: lc.channels, seed: foldIn(ls, 1000 + i) }),
       ),
       steps: Array.from({ length: config.steps }, (_, i) =>
-        flowStep.init(foldIn(ls, i), {
+        flowStep.init({
           channels: lc.channels,
           condChannels: cc,
           hidden: config.hidden,
+          seed: foldIn(ls, i),
         })),
-      split: lc.emitted > 0 ? [split.init(lc.channels)] : [],
+      split: lc.emitted > 0 ? [split.init({ channels: lc.channels })] : [],
     };
   });
   const shifts = latentChannels(config).map((c, i) =>
-    latentShift.init(c, foldIn(shiftSeed, i), config.shiftInit)
+    latentShift.init({ channels: c, seed: foldIn(shiftSeed, i), scale: config.shiftInit })
   );
   return {
     encoder: rrdbEncoder.init(encSeed, config.encoder, config.imageChannels),
@@ -174,32 +175,24 @@ export const fromResidual = (
 ): tf.Tensor4D => (config.conditionResidual ? tf.add(r, features[config.levels]) : r);
 
 /**
- * The bijector of one level (squeeze, transitions, steps, split) for given parameters.
- * With `injectorOutputs` (one per flow step, see `FlowStepConfig.injectorOutput`), the
- * steps use those precomputed injector outputs instead of running the injector networks.
+ * The bijector of one level (squeeze, transitions, steps, split) for given parameters;
+ * the sizes come from the parameters. With `injectorOutputs` (one per flow step, see
+ * `FlowStepBijectorOptions.injectorOutput`), the steps use those precomputed injector
+ * outputs instead of running the injector networks.
  */
 export const levelBijector = (
   p: LevelParams,
   config: ModelConfig,
-  level: number,
   injectorOutputs?: readonly tf.Tensor4D[],
-): Bijector => {
-  const lc = levelChannels(config)[level - 1];
-  const cc = condChannels(config);
-  return chain(
+): Bijector =>
+  chain(
     squeeze.bijector(),
-    ...p.transitions.map((t) => transitionStep.bijector(t, { channels: lc.channels })),
+    ...p.transitions.map((t) => transitionStep.bijector(t)),
     ...p.steps.map((s, k) =>
-      flowStep.bijector(s, {
-        channels: lc.channels,
-        condChannels: cc,
-        eps: config.eps,
-        injectorOutput: injectorOutputs?.[k],
-      })
+      flowStep.bijector(s, { eps: config.eps, injectorOutput: injectorOutputs?.[k] })
     ),
-    ...p.split.map((s) => split.bijector(s, { channels: lc.channels })),
+    ...p.split.map((s) => split.bijector(s)),
   );
-};
 
 /**
  * The network's levels for {@linkcode multiScaleEncode} / {@linkcode multiScaleDecode}.
@@ -218,7 +211,6 @@ export const scaleLevels = (
     bijector: levelBijector(
       p,
       config,
-      i + 1,
       sharedFeatures
         ? p.steps.map((s) => convNet.apply(s.injector.net, sharedFeatures[i]))
         : undefined,
@@ -361,25 +353,23 @@ export const initActNorms = (
   const result = tf.tidy(() => {
     const feats = levelFeatures(params, config, condInput, x.shape[1], x.shape[2]);
     const lc = levelChannels(config);
-    const cc = condChannels(config);
     let h: tf.Tensor4D = toResidual(config, x, feats);
     const levels = params.levels.map((p, i): LevelParams => {
       h = squeeze.bijector().forward(h).y;
       const transitions = p.transitions.map((t) => {
         const an = actNorm.initFromData(h);
         const nt = { ...t, actNorm: an };
-        h = transitionStep.bijector(nt, { channels: lc[i].channels }).forward(h).y;
+        h = transitionStep.bijector(nt).forward(h).y;
         return nt;
       });
       const steps = p.steps.map((s) => {
         const an = actNorm.initFromData(h);
         const ns = { ...s, actNorm: an };
-        h = flowStep.bijector(ns, { channels: lc[i].channels, condChannels: cc, eps: config.eps })
-          .forward(h, feats[i]).y;
+        h = flowStep.bijector(ns, { eps: config.eps }).forward(h, feats[i]).y;
         return ns;
       });
       if (lc[i].emitted > 0) {
-        const y = split.bijector(p.split[0], { channels: lc[i].channels }).forward(h).y;
+        const y = split.bijector(p.split[0]).forward(h).y;
         const [n, hh, ww] = y.shape;
         h = tf.slice(y, [0, 0, 0, 0], [n, hh, ww, lc[i].kept]);
       }

@@ -13,7 +13,7 @@
  * Deno.test("actNorm obeys the bijector laws", async () => {
  *   await checkBijectorLaws(layerCase({
  *     name: "actNorm",
- *     init: ({ channels }) => actNorm.init(channels),
+ *     init: ({ channels, seed }) => actNorm.init({ channels, seed }),
  *     bijector: (params) => actNorm.bijector(params),
  *   }));
  * });
