@@ -24,7 +24,6 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { either as E } from "fp-ts";
 import { tf } from "../src/tf.ts";
 import { initBackend } from "../src/core/backend.ts";
 import { foldIn } from "../src/core/random.ts";
@@ -33,9 +32,9 @@ import { type RgbImage, writePng } from "../src/image/io.ts";
 import { makeGrid } from "../src/image/grid.ts";
 import { degradeImages, describe } from "../src/degrade/types.ts";
 import { configToJson, defaultConfig } from "../src/model/config.ts";
-import { initParams } from "../src/model/network.ts";
 import { train, trainDefaults } from "../src/train/loop.ts";
-import { loadCheckpoint, saveCheckpoint } from "../src/io/checkpoint.ts";
+import { saveCheckpoint } from "../src/io/checkpoint.ts";
+import { loadModelCheckpoint } from "../src/io/model.ts";
 import { DEFAULT_ITERATIONS } from "../src/cli/commands.ts";
 import { BUILTIN_FILE } from "../src/io/builtin.ts";
 import { familyByName } from "./fidelity/families.ts";
@@ -103,17 +102,14 @@ const result = await train({
 const trainSeconds = (performance.now() - t0) / 1000;
 
 // The shipped file: parameters only (the run's checkpoint also holds Adam's moments).
-const template = initParams(result.config, 0);
-const loaded = await loadCheckpoint(result.checkpoint!, { params: template });
-disposeParams(template);
-if (E.isLeft(loaded)) throw loaded.left;
+const loaded = await loadModelCheckpoint(result.checkpoint!);
 const modelPath = `${outDir}/${BUILTIN_FILE}`;
 await saveCheckpoint(modelPath, {
-  params: loaded.right.params,
+  params: loaded.params,
   config: configToJson(result.config),
-  training: loaded.right.training,
+  training: loaded.training,
 });
-disposeParams(loaded.right.params);
+disposeParams(loaded.params);
 const modelBytes = (await Deno.stat(modelPath)).size;
 
 // Evaluation on crops of the held-out scenes, as the fidelity suite does.
