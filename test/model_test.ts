@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { tf } from "../src/tf.ts";
 import { flattenParams } from "../src/core/params.ts";
-import { decodeConfig } from "../src/model/config.ts";
+import { configOrThrow, decodeConfig, decodeStoredConfig } from "../src/model/config.ts";
 import {
   decode,
   disposeInverses,
@@ -208,6 +208,25 @@ Deno.test("bad configs fail with the codec's path-level message", () => {
   const ok = decodeConfig({ steps: 2 });
   assert.equal(ok._tag === "Right" && ok.right.steps, 2);
   assert.equal(ok._tag === "Right" && ok.right.levels, 3);
+});
+
+Deno.test("injectorHidden sizes the injector networks (default: hidden)", () => {
+  assert.equal(configOrThrow({ hidden: 16 }).injectorHidden, 16);
+  assert.equal(configOrThrow({}).injectorHidden, configOrThrow({}).hidden);
+  const cfg = tinyConfig({ hidden: 8, injectorHidden: 4 });
+  const p = initParams(cfg, 1);
+  const step = p.levels[0].steps[0];
+  assert.equal(step.coupling.net.conv1.w.shape[3], 8);
+  assert.equal(step.injector.net.conv1.w.shape[3], 4);
+  assert.equal(step.injector.net.conv3.w.shape[2], 4);
+  disposeParams(p);
+  // a checkpoint written before injectorHidden was used: its injectors have `hidden`
+  const stored = { ...cfg, hidden: 8, injectorHidden: 32 };
+  const tensors = [{ name: "params.levels.0.steps.0.injector.net.conv1.w", shape: [3, 3, 4, 8] }];
+  const old = decodeStoredConfig(stored, tensors);
+  assert.equal(old._tag === "Right" && old.right.injectorHidden, 8);
+  const plain = decodeStoredConfig(stored);
+  assert.equal(plain._tag === "Right" && plain.right.injectorHidden, 32);
 });
 
 Deno.test("parameter tree paths name every tensor uniquely", () => {

@@ -46,8 +46,10 @@ export interface FlowStepOptions {
   readonly channels: number;
   /** Channels of the condition `h` (at least 1: the injector needs a condition). */
   readonly condChannels: number;
-  /** Hidden channels of the coupling and injector networks. */
+  /** Hidden channels of the coupling network (and of the injector's, by default). */
   readonly hidden: number;
+  /** Hidden channels of the injector network (default: `hidden`). */
+  readonly injectorHidden?: number;
 }
 
 /** Options for {@linkcode FlowStepLayer.bijector} (the sizes come from the parameters). */
@@ -101,7 +103,7 @@ export interface TransitionStepLayer extends Layer<TransitionStepParams, Transit
 
 /** The conditional flow step, see the module documentation. */
 export const flowStep: FlowStepLayer = {
-  init: ({ channels, condChannels, hidden, seed }) => {
+  init: ({ channels, condChannels, hidden, injectorHidden = hidden, seed }) => {
     if (!Number.isInteger(condChannels) || condChannels < 1) {
       throw new ShapeError(
         `flowStep: condChannels must be a positive integer (the injector needs a condition), ` +
@@ -113,7 +115,7 @@ export const flowStep: FlowStepLayer = {
       actNorm: actNorm.init({ channels }),
       invConv: invConv1x1.init({ channels, seed: s0 }),
       coupling: affineCoupling.init({ channels, condChannels, hidden, seed: s1 }),
-      injector: affineInjector.init({ channels, condChannels, hidden, seed: s2 }),
+      injector: affineInjector.init({ channels, condChannels, hidden: injectorHidden, seed: s2 }),
     };
   },
   bijector: (p, { eps, injectorOutput } = {}) => {

@@ -134,7 +134,10 @@ export interface ModelConfig {
   readonly splitLevels: readonly number[];
   /** Hidden channels of the coupling networks. Default 32 (paper: 64). */
   readonly hidden: number;
-  /** Hidden channels of the affine injector networks. Default 32 (paper: 64/128). */
+  /**
+   * Hidden channels of the affine injector networks. Default: `hidden` (32; paper:
+   * 64/128).
+   */
   readonly injectorHidden: number;
   /** Bicubic downsampling factor of the conditioning φ. Default 4 (paper: 4 or 8). */
   readonly conditionFactor: 2 | 4 | 8;
@@ -321,6 +324,7 @@ export const decodeConfig = (input: unknown): E.Either<string[], ModelConfig> =>
         (_, i) => i + 1,
       ),
       ...partial,
+      injectorHidden: partial.injectorHidden ?? partial.hidden ?? defaultConfig.injectorHidden,
       encoder: { ...defaultConfig.encoder, ...(partial.encoder ?? {}) },
     })),
     E.chain((c) => {
@@ -342,14 +346,37 @@ export const configOrThrow = (input: unknown): ModelConfig =>
 export const configToJson = (c: ModelConfig): Record<string, unknown> =>
   JSON.parse(JSON.stringify(c));
 
+/** A stored tensor's name and shape (as listed in a checkpoint's header). */
+export interface StoredTensorShape {
+  /** Tensor name in the file, e.g. `params.levels.0.steps.0.injector.net.conv1.w`. */
+  readonly name: string;
+  /** Its shape. */
+  readonly shape: readonly number[];
+}
+
 /**
  * Decode a configuration stored in a checkpoint: as {@linkcode decodeConfig}, but fields
  * added after the checkpoint was written take the value that reproduces the old model
  * (`conditionResidual: false`, `adaptiveShift: false`), not today's default.
+ *
+ * `tensors` (the checkpoint's tensor list), when given, settle `injectorHidden`: before it
+ * was used, the injector networks had `hidden` channels whatever the stored
+ * `injectorHidden` said, so the width of a stored injector's first convolution wins.
  */
-export const decodeStoredConfig = (stored: unknown): E.Either<string[], ModelConfig> =>
-  decodeConfig(
+export const decodeStoredConfig = (
+  stored: unknown,
+  tensors?: readonly StoredTensorShape[],
+): E.Either<string[], ModelConfig> => {
+  const injector = tensors?.find((t) => /\.injector\.net\.conv1\.w$/.test(t.name));
+  const width = injector?.shape.length === 4 ? injector.shape[3] : undefined;
+  return decodeConfig(
     typeof stored === "object" && stored !== null && !Array.isArray(stored)
-      ? { conditionResidual: false, adaptiveShift: false, ...stored }
+      ? {
+        conditionResidual: false,
+        adaptiveShift: false,
+        ...stored,
+        ...(width === undefined ? {} : { injectorHidden: width }),
+      }
       : stored,
   );
+};

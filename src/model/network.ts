@@ -71,6 +71,7 @@ export const initParams = (config: ModelConfig, seed: number): DeflowParams => {
           channels: lc.channels,
           condChannels: cc,
           hidden: config.hidden,
+          injectorHidden: config.injectorHidden,
           seed: foldIn(ls, i),
         })),
       split: lc.emitted > 0 ? [split.init({ channels: lc.channels })] : [],
