@@ -4,6 +4,10 @@
  * Matrices are immutable row-major records `{rows, cols, data}`. Sizes here are the
  * channel counts of a flow (up to a few hundred), so plain O(n³) loops are fine.
  *
+ * `symmetricEigen` is a thin wrapper over `ml-matrix`. LU, QR, Cholesky, solve and slogdet
+ * stay written out: `ml-matrix` is as accurate for them but 1.5–9× slower at deflow's
+ * sizes (3 to 64, conversions included; `deno run -A bench/linalg_packages.ts`).
+ *
  * @module
  */
 import { EigenvalueDecomposition, Matrix as MlMatrix } from "ml-matrix";
@@ -249,10 +253,10 @@ export const qr = (a: Matrix): { readonly q: Matrix; readonly r: Matrix } => {
 /**
  * Eigen-decomposition of a symmetric matrix: `A = V·diag(values)·Vᵀ` with orthonormal
  * columns of `V`, values in descending order. Only the symmetric part `(A + Aᵀ)/2` is
- * used; a non-finite entry throws. Computed by `ml-matrix` (Householder tridiagonalisation and implicit QL), which at
- * deflow's sizes is as accurate as, and up to 7× faster than, the cyclic Jacobi
- * iteration this replaced (`bench/linalg_packages.ts`). The sign of each eigenvector is
- * unspecified.
+ * used; a non-finite entry gives NaN values and vectors. Computed by `ml-matrix`
+ * (Householder tridiagonalisation and implicit QL), which at deflow's sizes is as accurate
+ * as, and up to 7× faster than, the cyclic Jacobi iteration this replaced
+ * (`bench/linalg_packages.ts`). The sign of each eigenvector is unspecified.
  *
  * `options` is accepted for compatibility and ignored (it tuned the former Jacobi sweeps;
  * QL converges to machine precision).
@@ -265,7 +269,11 @@ export const symmetricEigen = (
   const n = square(a, "symmetricEigen");
   if (n === 0) return { values: new Float64Array(0), vectors: eye(0) };
   if (!a.data.every(Number.isFinite)) {
-    throw new Error(`linalg: symmetricEigen needs finite entries (${n}×${n} has NaN or Infinity)`);
+    // NaN in, NaN out (as callers that skip non-finite training steps expect).
+    return {
+      values: new Float64Array(n).fill(NaN),
+      vectors: { rows: n, cols: n, data: new Float64Array(n * n).fill(NaN) },
+    };
   }
   const sym = new MlMatrix(n, n);
   for (let i = 0; i < n; i++) {
