@@ -10,9 +10,11 @@
  * reverse: concatenate each emitted latent back before inverting its level. Both return
  * the summed per-sample log-det of the levels.
  *
- * Every use of the network goes through these two functions: `encode` / `decode` and the
- * objective (network.ts), the sampler (with its per-tile shared injectors, sample.ts) and
- * the law-kit view of the whole model (flatBijector.ts).
+ * Every use of the network goes through these functions: `encode` / `decode` and the
+ * objective (network.ts), the ActNorm data initialisation (`initActNorms`, through
+ * {@linkcode multiScaleScan}, the walk that `multiScaleEncode` is made of), the sampler
+ * (with its per-tile shared injectors, sample.ts) and the law-kit view of the whole model
+ * (flatBijector.ts).
  *
  * @module
  */
@@ -42,7 +44,7 @@ export type MultiScaleLatents = {
 export const latentCount = (levels: readonly ScaleLevel[]): number =>
   levels.filter((l) => l.emitted > 0).length + 1;
 
-const checkFeatures = (levels: readonly ScaleLevel[], features: readonly tf.Tensor4D[]) => {
+const checkFeatures = (levels: readonly LevelSizes[], features: readonly tf.Tensor4D[]) => {
   if (features.length < levels.length) {
     throw new ShapeError(
       `multiScale: ${features.length} feature maps for ${levels.length} levels`,
@@ -50,20 +52,46 @@ const checkFeatures = (levels: readonly ScaleLevel[], features: readonly tf.Tens
   }
 };
 
-/** Image-side tensor → all latents (level `i` sees `features[i]`). */
-export const multiScaleEncode = (
-  levels: readonly ScaleLevel[],
+/** What a level passes on and emits: the sizes the level walk needs. */
+export type LevelSizes = Pick<ScaleLevel, "kept" | "emitted">;
+
+/**
+ * One level's run in the image→latent direction on its input `h` and features: the
+ * level's output and log-det, and a `value` the walk collects (e.g. re-initialised
+ * parameters).
+ */
+export interface LevelRun<T> {
+  /** The level's output (all its channels, before the split-off latent leaves). */
+  readonly y: tf.Tensor4D;
+  /** The level's per-sample log-det, `[N]`. */
+  readonly logDet: tf.Tensor1D;
+  /** What the caller collects from this level. */
+  readonly value: T;
+}
+
+/**
+ * The level walk, image→latent: level `i` runs as `run(i, h, features[i])` on the
+ * channels the previous level kept; after a level that emits, its last `emitted`
+ * channels leave as a latent. Returns the latents, the summed log-det and every level's
+ * `value` (tensors in a `value` are kept, like the latents; the caller owns them).
+ * {@linkcode multiScaleEncode} is this walk with each level's bijector.
+ */
+export const multiScaleScan = <T>(
+  levels: readonly LevelSizes[],
+  run: (i: number, h: tf.Tensor4D, feature: tf.Tensor4D) => LevelRun<T>,
   x: tf.Tensor4D,
   features: readonly tf.Tensor4D[],
-): MultiScaleLatents =>
+): MultiScaleLatents & { readonly values: T[] } =>
   tf.tidy(() => {
     checkFeatures(levels, features);
     let h = x;
     const latents: tf.Tensor4D[] = [];
     const lds: tf.Tensor1D[] = [];
+    const values: T[] = [];
     levels.forEach((level, i) => {
-      const r = level.bijector.forward(h, features[i]);
+      const r = run(i, h, features[i]);
       lds.push(r.logDet);
+      values.push(r.value);
       if (level.emitted > 0) {
         const [n, hh, ww, c] = r.y.shape;
         if (c !== level.kept + level.emitted) {
@@ -79,8 +107,23 @@ export const multiScaleEncode = (
       }
     });
     latents.push(h);
-    return { latents, logDet: sumLogDets(lds) };
-  });
+    return { latents, logDet: sumLogDets(lds), values } as unknown as tf.TensorContainer;
+  }) as unknown as MultiScaleLatents & { readonly values: T[] };
+
+/** Image-side tensor → all latents (level `i` sees `features[i]`). */
+export const multiScaleEncode = (
+  levels: readonly ScaleLevel[],
+  x: tf.Tensor4D,
+  features: readonly tf.Tensor4D[],
+): MultiScaleLatents => {
+  const { latents, logDet } = multiScaleScan(
+    levels,
+    (i, h, feature) => ({ ...levels[i].bijector.forward(h, feature), value: null }),
+    x,
+    features,
+  );
+  return { latents, logDet };
+};
 
 /** All latents → image-side tensor, with the log-det of this (generative) direction. */
 export const multiScaleDecode = (

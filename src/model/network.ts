@@ -5,10 +5,10 @@
  * @module
  */
 import { tf } from "../tf.ts";
-import { type Bijector, chain } from "../core/bijector.ts";
+import { type Bijector, chain, sumLogDets } from "../core/bijector.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
 import { foldIn, splitSeed } from "../core/random.ts";
-import { actNorm } from "../layers/actNorm.ts";
+import { actNorm, type ActNormParams } from "../layers/actNorm.ts";
 import {
   flowStep,
   type FlowStepParams,
@@ -21,7 +21,12 @@ import { squeeze } from "../layers/squeeze.ts";
 import { type EncoderParams, resizeFeatures, rrdbEncoder } from "./encoder.ts";
 import { bicubicResize } from "../image/resize.ts";
 import { convNet } from "../nn/convNet.ts";
-import { multiScaleDecode, multiScaleEncode, type ScaleLevel } from "./multiScale.ts";
+import {
+  multiScaleDecode,
+  multiScaleEncode,
+  multiScaleScan,
+  type ScaleLevel,
+} from "./multiScale.ts";
 import type { ModelConfig } from "./config.ts";
 import { latentChannels, levelChannels, networkLayout } from "./layout.ts";
 import { initShiftScale, shiftScale, shiftScale2, type ShiftScaleParams } from "./shiftScale.ts";
@@ -176,6 +181,39 @@ export const fromResidual = (
 ): tf.Tensor4D => (config.conditionResidual ? tf.add(r, features[config.levels]) : r);
 
 /**
+ * One member of a level: its ActNorm parameters (transition and flow steps) and its
+ * bijector, made with `an` in place of its own ActNorm when given (the data init).
+ */
+interface LevelMember {
+  /** The member's own ActNorm parameters; absent for the squeeze and the split. */
+  readonly actNorm?: ActNormParams;
+  /** The member's bijector, with `an` as its ActNorm when given. */
+  readonly bijector: (an?: ActNormParams) => Bijector;
+}
+
+/** A level's members in flow order: squeeze, transition steps, flow steps, optional split. */
+const levelMembers = (
+  p: LevelParams,
+  config: ModelConfig,
+  injectorOutputs?: readonly tf.Tensor4D[],
+): LevelMember[] => [
+  { bijector: () => squeeze.bijector() },
+  ...p.transitions.map((t): LevelMember => ({
+    actNorm: t.actNorm,
+    bijector: (an = t.actNorm) => transitionStep.bijector({ ...t, actNorm: an }),
+  })),
+  ...p.steps.map((s, k): LevelMember => ({
+    actNorm: s.actNorm,
+    bijector: (an = s.actNorm) =>
+      flowStep.bijector({ ...s, actNorm: an }, {
+        eps: config.eps,
+        injectorOutput: injectorOutputs?.[k],
+      }),
+  })),
+  ...p.split.map((s): LevelMember => ({ bijector: () => split.bijector(s) })),
+];
+
+/**
  * The bijector of one level (squeeze, transitions, steps, split) for given parameters;
  * the sizes come from the parameters. With `injectorOutputs` (one per flow step, see
  * `FlowStepBijectorOptions.injectorOutput`), the steps use those precomputed injector
@@ -185,15 +223,7 @@ export const levelBijector = (
   p: LevelParams,
   config: ModelConfig,
   injectorOutputs?: readonly tf.Tensor4D[],
-): Bijector =>
-  chain(
-    squeeze.bijector(),
-    ...p.transitions.map((t) => transitionStep.bijector(t)),
-    ...p.steps.map((s, k) =>
-      flowStep.bijector(s, { eps: config.eps, injectorOutput: injectorOutputs?.[k] })
-    ),
-    ...p.split.map((s) => split.bijector(s)),
-  );
+): Bijector => chain(...levelMembers(p, config, injectorOutputs).map((m) => m.bijector()));
 
 /**
  * The network's levels for {@linkcode multiScaleEncode} / {@linkcode multiScaleDecode}.
@@ -339,9 +369,9 @@ export const disposeInverses = (params: DeflowParams): void => {
 };
 
 /**
- * ActNorm data-dependent initialisation: run the flow on a batch (both domains) level by
- * level and set every ActNorm so that its output has zero mean and unit variance per
- * channel. Returns new parameters; the replaced ActNorm tensors of `params` are disposed
+ * ActNorm data-dependent initialisation: run the flow on a batch (both domains) through
+ * the level walk ({@linkcode multiScaleScan}) and set every ActNorm, in flow order, so that
+ * its output has zero mean and unit variance per channel. Returns new parameters; the replaced ActNorm tensors of `params` are disposed
  * only if `disposeOld` is true.
  */
 export const initActNorms = (
@@ -353,30 +383,34 @@ export const initActNorms = (
 ): DeflowParams => {
   const result = tf.tidy(() => {
     const feats = levelFeatures(params, config, condInput, x.shape[1], x.shape[2]);
-    const lc = levelChannels(config);
-    let h: tf.Tensor4D = toResidual(config, x, feats);
-    const levels = params.levels.map((p, i): LevelParams => {
-      h = squeeze.bijector().forward(h).y;
-      const transitions = p.transitions.map((t) => {
-        const an = actNorm.initFromData(h);
-        const nt = { ...t, actNorm: an };
-        h = transitionStep.bijector(nt).forward(h).y;
-        return nt;
-      });
-      const steps = p.steps.map((s) => {
-        const an = actNorm.initFromData(h);
-        const ns = { ...s, actNorm: an };
-        h = flowStep.bijector(ns, { eps: config.eps }).forward(h, feats[i]).y;
-        return ns;
-      });
-      if (lc[i].emitted > 0) {
-        const y = split.bijector(p.split[0]).forward(h).y;
-        const [n, hh, ww] = y.shape;
-        h = tf.slice(y, [0, 0, 0, 0], [n, hh, ww, lc[i].kept]);
+    // Each level: every member with an ActNorm gets one fitted to its input first.
+    const initLevel = (i: number, h: tf.Tensor4D, feature: tf.Tensor4D) => {
+      const p = params.levels[i];
+      const fitted: ActNormParams[] = [];
+      const lds: tf.Tensor1D[] = [];
+      let y = h;
+      for (const member of levelMembers(p, config)) {
+        const an = member.actNorm && actNorm.initFromData(y);
+        if (an) fitted.push(an);
+        const r = member.bijector(an).forward(y, feature);
+        lds.push(r.logDet);
+        y = r.y;
       }
-      return { ...p, transitions, steps };
-    });
-    return { ...params, levels } as unknown as tf.TensorContainer;
+      const t = p.transitions.length;
+      const value: LevelParams = {
+        ...p,
+        transitions: p.transitions.map((s, k) => ({ ...s, actNorm: fitted[k] })),
+        steps: p.steps.map((s, k) => ({ ...s, actNorm: fitted[t + k] })),
+      };
+      return { y, logDet: sumLogDets(lds), value };
+    };
+    const walk = multiScaleScan(
+      levelChannels(config),
+      initLevel,
+      toResidual(config, x, feats),
+      feats,
+    );
+    return { ...params, levels: walk.values } as unknown as tf.TensorContainer;
   }) as unknown as DeflowParams;
   if (disposeOld) {
     for (const l of params.levels) {
