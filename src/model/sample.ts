@@ -302,7 +302,7 @@ export const degrade = (
     "degrade",
     false,
     (z, i, seed, temperature, scale) => {
-      const shape = z.shape as unknown as Shape4;
+      const shape: Shape4 = z.shape;
       const p = sampler.params.shifts[i];
       const u = scale
         ? scaledSample(p, shape, scale, { temperature, seed })

@@ -332,7 +332,7 @@ export const autodiffLogDet = async (
   const maxSize = options.maxSize ?? DEFAULT_MAX_JACOBIAN_SIZE;
   const [batch, h, w, c] = x.shape;
   const d = h * w * c;
-  const outShape = bijector.forwardShape(x.shape as unknown as Shape4);
+  const outShape = bijector.forwardShape(x.shape);
   if (prod(outShape) !== prod(x.shape)) {
     throw new Error(
       `autodiffLogDet: ${bijector.name} maps ${showShape(x.shape)} to ${showShape(outShape)}: ` +
@@ -521,7 +521,7 @@ export const lawFiniteAndShapes: Law = (run: LawRun, check: LawCheck): Promise<v
   if ([x, y, cond].some((t) => t !== undefined && (t === forwardAtX.y || t === inverseAtY.y))) {
     check.fail(`${bijector.name} returned its input tensor as output; outputs must be new tensors`);
   }
-  const xShape = x.shape as unknown as Shape4;
+  const xShape = x.shape;
   const yShape = bijector.forwardShape(xShape);
   if (prod(yShape.slice(1)) !== prod(xShape.slice(1))) {
     check.fail(
@@ -529,7 +529,7 @@ export const lawFiniteAndShapes: Law = (run: LawRun, check: LawCheck): Promise<v
         `per sample changes, so it is not a bijection`,
     );
   }
-  const invShape = bijector.inverseShape(y.shape as unknown as Shape4);
+  const invShape = bijector.inverseShape(y.shape);
   if (!sameShape(invShape, xShape) || !sameShape(inverseAtY.y.shape, xShape)) {
     check.fail(
       `inverse of ${showShape(y.shape)} has shape ${showShape(inverseAtY.y.shape)} ` +
@@ -740,7 +740,7 @@ export const lawAlgebra: Law = async (run: LawRun, check: LawCheck): Promise<voi
 /** The associativity part of {@linkcode lawAlgebra}; returns why it does not apply, if so. */
 const checkAssociativity = async (run: LawRun, check: LawCheck): Promise<string | undefined> => {
   const { bijector: f, x, cond } = run;
-  const xShape = x.shape as unknown as Shape4;
+  const xShape = x.shape;
   if (!sameShape(f.forwardShape(xShape), xShape)) return "the case changes shapes";
   const draws = await run.relatedDraws();
   for (const d of draws) {

@@ -166,7 +166,7 @@ const openRun = async <P>(
 ): Promise<LawRun> => {
   const { own, ownResult, related, maxJacobianSize } = keep;
   const { bijector, x, cond } = built;
-  const xShape = x.shape as unknown as Shape4;
+  const xShape = x.shape;
   const structural = (message: string) => new LawViolation("finiteAndShapes", message);
   let yShape: Shape4;
   try {
