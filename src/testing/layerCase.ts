@@ -23,7 +23,7 @@
  */
 import fc from "fast-check";
 import { tf } from "../tf.ts";
-import type { Bijector, Shape4 } from "../core/bijector.ts";
+import { type Bijector, type Shape4, withCondition } from "../core/bijector.ts";
 import { disposeParams, mapParams, type ParamTree } from "../core/params.ts";
 import type { BijectorCase, Built, LawName, Tolerances } from "./laws.ts";
 
@@ -78,6 +78,11 @@ export interface LayerCaseSpec<T extends ParamTree> {
   readonly shape?: (draw: LayerDraw) => Shape4;
   /** Channels of a condition `[batch, H, W, condChannels]` at the input's size (none if omitted). */
   readonly condChannels?: number;
+  /**
+   * Bind the drawn condition into the bijector with `withCondition`: the case then has no
+   * `cond` and accepts one batch size only (`fixedBatch` defaults to true).
+   */
+  readonly bindCondition?: boolean;
   /**
    * Standard deviation of the seeded noise added to every trainable leaf (paths without a
    * `const` segment) so that zero-initialised layers are not the identity (default 0.2;
@@ -143,7 +148,7 @@ export const layerCase = <T extends ParamTree>(spec: LayerCaseSpec<T>): Bijector
     params,
     related: (draw) => fc.integer({ min: 1, max: 1_000_000 }).map((seed) => ({ ...draw, seed })),
     volumePreserving: spec.volumePreserving,
-    fixedBatch: spec.fixedBatch,
+    fixedBatch: spec.fixedBatch ?? spec.bindCondition,
     tolerances: spec.tolerances,
     numRuns: spec.numRuns,
     skip: spec.skip,
@@ -174,10 +179,11 @@ export const layerCase = <T extends ParamTree>(spec: LayerCaseSpec<T>): Bijector
           draw.seed + 2,
         ) as tf.Tensor4D
         : undefined;
+      const bind = spec.bindCondition === true && cond !== undefined;
       return {
-        bijector,
+        bijector: bind ? withCondition(bijector, cond) : bijector,
         x,
-        cond,
+        cond: bind ? undefined : cond,
         dispose: () => {
           disposeMade?.();
           disposeParams(p);

@@ -14,7 +14,8 @@
  * For a layer, {@linkcode layerCase} makes the case from its `init` and `bijector` (seeds,
  * shapes, perturbation away from the identity, disposal); a registry of layers is just an
  * array of cases: run it with {@linkcode checkAllBijectorLaws}, or one `Deno.test` per
- * case. Each law is also its own function ({@linkcode lawRoundTrip}, … in
+ * case. deflow's own registry is {@linkcode layerCases} (every layer) and
+ * {@linkcode combinatorCases}. Each law is also its own function ({@linkcode lawRoundTrip}, … in
  * {@linkcode LAWS}) over a {@linkcode LawRun}. When tfjs fails because the active backend
  * lacks a kernel, the failure says so and names the backends that have it.
  *
@@ -113,6 +114,7 @@ export {
   type LayerCaseSpec,
   type LayerDraw,
 } from "./layerCase.ts";
+export { combinatorCases, layerCases, registryCases } from "./registry.ts";
 export {
   elementwiseAffine,
   elementwiseAffineCase,
