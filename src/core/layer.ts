@@ -52,10 +52,10 @@
  */
 import type { Bijector } from "./bijector.ts";
 
-/** The seed every {@linkcode Layer.init} receives with its options. */
-export interface Seeded {
-  /** Integer seed of the layer's random initialisation (ignored by deterministic layers). */
-  readonly seed: number;
+/** Options of the layers whose only size is the number of channels. */
+export interface ChannelOptions {
+  /** Channels of the flow tensor. */
+  readonly channels: number;
 }
 
 /**
@@ -69,8 +69,11 @@ export interface Layer<
   Options = Record<never, never>,
   Args extends readonly unknown[] = [],
 > {
-  /** Fresh parameters for `options` (sizes, settings) and `options.seed`. */
-  readonly init: (options: Options & Seeded) => Params;
+  /**
+   * Fresh parameters for `options` (sizes, settings) and `options.seed`, the integer seed
+   * of the random initialisation (ignored by deterministic layers).
+   */
+  readonly init: (options: Options & { readonly seed: number }) => Params;
   /** The bijector (forward = image→latent) of `params`; sizes come from their shapes. */
   readonly bijector: (params: Params, ...args: Args) => Bijector;
 }

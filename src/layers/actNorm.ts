@@ -16,7 +16,7 @@ import {
   type Shape4,
 } from "../core/bijector.ts";
 import { ShapeError } from "../core/errors.ts";
-import type { Layer } from "../core/layer.ts";
+import type { ChannelOptions, Layer } from "../core/layer.ts";
 
 /** Parameters of {@linkcode actNorm}: per-channel bias and log-scale, both `[C]`. */
 export type ActNormParams = {
@@ -26,19 +26,13 @@ export type ActNormParams = {
   readonly logs: tf.Tensor1D;
 };
 
-/** Options of {@linkcode ActNormLayer.init}. */
-export interface ActNormOptions {
-  /** Channels of the flow tensor. */
-  readonly channels: number;
-}
-
 /** The ActNorm layer: parameter constructors and the bijector. */
-export interface ActNormLayer extends Layer<ActNormParams, ActNormOptions> {
+export interface ActNormLayer extends Layer<ActNormParams, ChannelOptions> {
   /**
    * Identity parameters (bias 0, logs 0) for `channels` channels. Deterministic: the seed
    * is accepted (as by every layer) and ignored.
    */
-  readonly init: (options: ActNormOptions & { readonly seed?: number }) => ActNormParams;
+  readonly init: (options: ChannelOptions & { readonly seed?: number }) => ActNormParams;
   /**
    * Data-dependent initialisation from a batch `x` (NHWC): `bias = −mean`,
    * `logs = −log(std + 1e-6)`, mean and (biased) std per channel over N, H, W, so the

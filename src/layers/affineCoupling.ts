@@ -29,7 +29,7 @@ import {
   type Shape4,
 } from "../core/bijector.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
-import type { Layer, Seeded } from "../core/layer.ts";
+import type { Layer } from "../core/layer.ts";
 import { convNet, type ConvNetParams } from "../nn/convNet.ts";
 import { evenOdd } from "../nn/fastOps.ts";
 
@@ -88,7 +88,9 @@ export interface CouplingFromConditionerOptions {
 export interface AffineCouplingLayer
   extends Layer<AffineCouplingParams, AffineCouplingOptions, [options?: AffineScaleOptions]> {
   /** Fresh parameters: a {@linkcode convNet} with a zero output layer (identity-like map). */
-  readonly init: (options: AffineCouplingOptions & Seeded) => AffineCouplingParams;
+  readonly init: (
+    options: AffineCouplingOptions & { readonly seed: number },
+  ) => AffineCouplingParams;
   /**
    * The bijector using the parameter network on `concat[z₁, h]`; channels and condition
    * channels come from the network's weights (see the module documentation). With 0

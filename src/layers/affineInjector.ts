@@ -22,7 +22,7 @@ import {
   type FlowResult,
 } from "../core/bijector.ts";
 import { ShapeError } from "../core/errors.ts";
-import type { Layer, Seeded } from "../core/layer.ts";
+import type { Layer } from "../core/layer.ts";
 import { convNet, type ConvNetParams } from "../nn/convNet.ts";
 import { type AffineScaleOptions, shiftScale, sumLog } from "./affineCoupling.ts";
 
@@ -60,26 +60,25 @@ export interface InjectorFromConditionerOptions {
   readonly name?: string;
 }
 
-/** Channel counts of an affine injector. */
-export interface InjectorSizes {
-  /** Channels of the flow tensor: half the network's output channels. */
-  readonly channels: number;
-  /** Channels of the condition: the network's input channels. */
-  readonly condChannels: number;
-}
-
 /** The affine injector layer. */
 export interface AffineInjectorLayer
   extends Layer<AffineInjectorParams, AffineInjectorOptions, [options?: AffineScaleOptions]> {
   /** Fresh parameters: a {@linkcode convNet} with a zero output layer. */
-  readonly init: (options: AffineInjectorOptions & Seeded) => AffineInjectorParams;
+  readonly init: (
+    options: AffineInjectorOptions & { readonly seed: number },
+  ) => AffineInjectorParams;
   /**
    * The bijector using the parameter network on `h`; channels and condition channels come
    * from the network's weights.
    */
   readonly bijector: (p: AffineInjectorParams, options?: AffineScaleOptions) => Bijector;
-  /** Channels of the flow tensor and of the condition that the parameters fit. */
-  readonly sizes: (p: AffineInjectorParams) => InjectorSizes;
+  /**
+   * Channels of the flow tensor (half the network's outputs) and of the condition (the
+   * network's inputs) that the parameters fit.
+   */
+  readonly sizes: (
+    p: AffineInjectorParams,
+  ) => { readonly channels: number; readonly condChannels: number };
   /** The bijector for any conditioner function. */
   readonly fromConditioner: (
     conditioner: InjectorConditioner,
@@ -120,7 +119,9 @@ const fromConditioner = (
   });
 };
 
-const sizes = (p: AffineInjectorParams): InjectorSizes => {
+const sizes = (
+  p: AffineInjectorParams,
+): { readonly channels: number; readonly condChannels: number } => {
   const out = p.net.conv3.w.shape[3];
   if (out % 2 !== 0) {
     throw new ShapeError(`${NAME}: the network has ${out} output channels, expected an even count`);

@@ -17,7 +17,7 @@
 import type { tf } from "../tf.ts";
 import { type Bijector, chain } from "../core/bijector.ts";
 import { ShapeError } from "../core/errors.ts";
-import type { Layer, Seeded } from "../core/layer.ts";
+import type { ChannelOptions, Layer } from "../core/layer.ts";
 import { splitSeed } from "../core/random.ts";
 import { actNorm, type ActNormParams } from "./actNorm.ts";
 import { invConv1x1, type InvConv1x1Params } from "./invConv1x1.ts";
@@ -67,7 +67,7 @@ export interface FlowStepBijectorOptions extends AffineScaleOptions {
 export interface FlowStepLayer
   extends Layer<FlowStepParams, FlowStepOptions, [options?: FlowStepBijectorOptions]> {
   /** Fresh parameters (ActNorm identity, random rotation, zero-output conditioners). */
-  readonly init: (options: FlowStepOptions & Seeded) => FlowStepParams;
+  readonly init: (options: FlowStepOptions & { readonly seed: number }) => FlowStepParams;
   /** The step as one bijector (forward = image→latent); needs the condition. */
   readonly bijector: (p: FlowStepParams, options?: FlowStepBijectorOptions) => Bijector;
   /**
@@ -85,16 +85,10 @@ export type TransitionStepParams = {
   readonly invConv: InvConv1x1Params;
 };
 
-/** Sizes for {@linkcode TransitionStepLayer.init}. */
-export interface TransitionStepOptions {
-  /** Channels of the flow tensor. */
-  readonly channels: number;
-}
-
 /** The unconditional transition step (ActNorm → 1x1 conv). */
-export interface TransitionStepLayer extends Layer<TransitionStepParams, TransitionStepOptions> {
+export interface TransitionStepLayer extends Layer<TransitionStepParams, ChannelOptions> {
   /** Fresh parameters (ActNorm identity, random rotation). */
-  readonly init: (options: TransitionStepOptions & Seeded) => TransitionStepParams;
+  readonly init: (options: ChannelOptions & { readonly seed: number }) => TransitionStepParams;
   /** The step as one bijector (forward = image→latent); the condition is ignored. */
   readonly bijector: (p: TransitionStepParams) => Bijector;
   /** New params with the 1x1 convolution's inverse precomputed. */

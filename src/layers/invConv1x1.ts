@@ -22,7 +22,7 @@ import {
   type Shape4,
 } from "../core/bijector.ts";
 import { ShapeError } from "../core/errors.ts";
-import type { Layer, Seeded } from "../core/layer.ts";
+import type { ChannelOptions, Layer } from "../core/layer.ts";
 import { matMul } from "../nn/fastOps.ts";
 import { normals, rng } from "../core/random.ts";
 import {
@@ -60,19 +60,13 @@ export type InvConv1x1Params = {
   readonly const: InvConv1x1Const;
 };
 
-/** Options of {@linkcode InvConv1x1Layer.init}. */
-export interface InvConv1x1Options {
-  /** Channels of the flow tensor. */
-  readonly channels: number;
-}
-
 /** The LU 1x1 convolution layer: parameter constructors, weight, bijector. */
-export interface InvConv1x1Layer extends Layer<InvConv1x1Params, InvConv1x1Options> {
+export interface InvConv1x1Layer extends Layer<InvConv1x1Params, ChannelOptions> {
   /**
    * Parameters whose `W` is a random rotation: `Q` of the QR factorisation of a seeded
    * Gaussian `C×C` matrix (float64), factored as `W = P · L · U`.
    */
-  readonly init: (options: InvConv1x1Options & Seeded) => InvConv1x1Params;
+  readonly init: (options: ChannelOptions & { readonly seed: number }) => InvConv1x1Params;
   /** The matrix `W = P · (L∘strictLower + I) · (U∘strictUpper + diag(sign·exp(logS)))`. */
   readonly weight: (p: InvConv1x1Params) => tf.Tensor2D;
   /**

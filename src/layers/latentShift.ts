@@ -32,7 +32,7 @@ import {
   type Shape4,
 } from "../core/bijector.ts";
 import { NonFiniteError, ShapeError, showShape } from "../core/errors.ts";
-import type { Layer, Seeded } from "../core/layer.ts";
+import type { Layer } from "../core/layer.ts";
 import { normals, rng, tfSeed } from "../core/random.ts";
 import {
   disposeSpd,
@@ -106,7 +106,7 @@ export interface LatentShiftApi
    * Initial parameters for `channels` channels: `μ = 0`, `M = scale·(I + 0.1·N)` with `N`
    * standard normal from `seed`. `M` must not be 0 (a stationary point of the objective).
    */
-  readonly init: (options: LatentShiftOptions & Seeded) => LatentShiftParams;
+  readonly init: (options: LatentShiftOptions & { readonly seed: number }) => LatentShiftParams;
   /** Float64 statistics of `A = I + M·Mᵀ` (asynchronous read of `M`). Free with `disposeStats`. */
   readonly prepare: (p: LatentShiftParams) => Promise<ShiftStats>;
   /** Dispose the tensors of {@linkcode ShiftStats} or {@linkcode PairedStats}. */
@@ -208,7 +208,7 @@ const gaussianLogProb = (
 };
 
 const init = (
-  { channels, seed, scale = 0.1 }: LatentShiftOptions & Seeded,
+  { channels, seed, scale = 0.1 }: LatentShiftOptions & { readonly seed: number },
 ): LatentShiftParams => {
   if (!Number.isInteger(channels) || channels < 1) {
     throw new RangeError(`latentShift.init: channels must be a positive integer, got ${channels}`);

@@ -21,7 +21,7 @@ import {
   type FlowResult,
 } from "../core/bijector.ts";
 import { ShapeError, showShape } from "../core/errors.ts";
-import type { Layer } from "../core/layer.ts";
+import type { ChannelOptions, Layer } from "../core/layer.ts";
 import { conv2dSame } from "../nn/conv.ts";
 import { deinterleave } from "./affineCoupling.ts";
 
@@ -30,12 +30,6 @@ export type SplitParams = {
   /** Prior conv: `w` `[3, 3, kept, 2·emitted]`, bias `b` `[2·emitted]`. */
   readonly prior: { readonly w: tf.Tensor4D; readonly b: tf.Tensor1D };
 };
-
-/** Options of {@linkcode SplitLayer.init}. */
-export interface SplitOptions {
-  /** Channels of the input (at least 2). */
-  readonly channels: number;
-}
 
 /** Channel counts of a split. */
 export interface SplitSizes {
@@ -46,12 +40,12 @@ export interface SplitSizes {
 }
 
 /** The split layer. */
-export interface SplitLayer extends Layer<SplitParams, SplitOptions> {
+export interface SplitLayer extends Layer<SplitParams, ChannelOptions> {
   /**
    * Zero-initialised prior for `channels` input channels. Deterministic: the seed is
    * accepted (as by every layer) and ignored.
    */
-  readonly init: (options: SplitOptions & { readonly seed?: number }) => SplitParams;
+  readonly init: (options: ChannelOptions & { readonly seed?: number }) => SplitParams;
   /**
    * The split bijector; the channels (kept + emitted) come from the prior's weight. The
    * condition, if any, is ignored.

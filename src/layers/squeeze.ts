@@ -12,15 +12,12 @@ import { type Bijector, bijector, checkInput, type Shape4, zeroLogDet } from "..
 import { ShapeError, showShape } from "../core/errors.ts";
 import type { Layer } from "../core/layer.ts";
 
-/** Parameters of {@linkcode squeeze}: none. */
-export type SqueezeParams = Record<string, never>;
-
 /** The squeeze layer (no parameters; `init` and `bijector` exist for uniformity). */
-export interface SqueezeLayer extends Layer<SqueezeParams> {
+export interface SqueezeLayer extends Layer<Record<string, never>> {
   /** The (empty) parameter record; the seed, if given, is ignored. */
-  readonly init: (options?: { readonly seed?: number }) => SqueezeParams;
+  readonly init: (options?: { readonly seed?: number }) => Record<string, never>;
   /** The squeeze bijector (output channel order `c·4 + i·2 + j`); parameters optional. */
-  readonly bijector: (params?: SqueezeParams) => Bijector;
+  readonly bijector: (params?: Record<string, never>) => Bijector;
 }
 
 const NAME = "squeeze";
