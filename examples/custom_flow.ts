@@ -7,7 +7,8 @@
 import fc from "fast-check";
 import { tf } from "../src/tf.ts";
 import { initBackend } from "../src/core/backend.ts";
-import { type Bijector, bijector, chain, checkInput } from "../src/core/bijector.ts";
+import { bijector, chain, checkInput } from "../src/core/bijector.ts";
+import type { Layer } from "../src/core/layer.ts";
 import { disposeParams, leaves } from "../src/core/params.ts";
 import { actNorm } from "../src/layers/actNorm.ts";
 import { invConv1x1 } from "../src/layers/invConv1x1.ts";
@@ -22,30 +23,48 @@ import {
 
 await initBackend();
 
-/** A new layer, leaky-linear: y = x for x ≥ 0, a·x otherwise (log-det: log a per negative entry). */
-const leaky = (a: number): Bijector =>
-  bijector({
-    name: `leaky(${a})`,
-    forward: (x) =>
-      tf.tidy(() => {
-        checkInput("leaky", x);
-        const neg = tf.cast(tf.less(x, 0), "float32");
-        const y = tf.sub(tf.relu(x), tf.mul(tf.relu(tf.neg(x)), a)) as tf.Tensor4D;
-        return { y, logDet: tf.mul(tf.sum(neg, [1, 2, 3]), Math.log(a)) as tf.Tensor1D };
-      }),
-    inverse: (y) =>
-      tf.tidy(() => {
-        const neg = tf.cast(tf.less(y, 0), "float32");
-        const x = tf.sub(tf.relu(y), tf.div(tf.relu(tf.neg(y)), a)) as tf.Tensor4D;
-        return { y: x, logDet: tf.mul(tf.sum(neg, [1, 2, 3]), -Math.log(a)) as tf.Tensor1D };
-      }),
-  });
+/** Parameters of the leaky layer: the log of its slope for negative inputs. */
+type LeakyParams = { readonly logSlope: tf.Scalar };
 
-// A new layer is tested in a few lines: layerCase draws seeds and shapes and disposes for you.
+/**
+ * A new layer, leaky-linear: `y = x` for `x ≥ 0`, `a·x` otherwise, `a = exp(logSlope)`
+ * (log-det: `log a` per negative entry). Declared as a `Layer`, so an `init` or `bijector`
+ * of another shape fails `deno check`.
+ */
+const leaky: Layer<LeakyParams, { readonly slope: number }> = {
+  init: ({ slope }) => ({ logSlope: tf.scalar(Math.log(slope)) }),
+  bijector: ({ logSlope }) =>
+    bijector({
+      name: "leaky",
+      forward: (x) =>
+        tf.tidy(() => {
+          checkInput("leaky", x);
+          const neg = tf.cast(tf.less(x, 0), "float32");
+          const y = tf.sub(tf.relu(x), tf.mul(tf.relu(tf.neg(x)), tf.exp(logSlope)));
+          return {
+            y: y as tf.Tensor4D,
+            logDet: tf.mul(tf.sum(neg, [1, 2, 3]), logSlope) as tf.Tensor1D,
+          };
+        }),
+      inverse: (y) =>
+        tf.tidy(() => {
+          checkInput("leaky", y);
+          const neg = tf.cast(tf.less(y, 0), "float32");
+          const x = tf.sub(tf.relu(y), tf.div(tf.relu(tf.neg(y)), tf.exp(logSlope)));
+          return {
+            y: x as tf.Tensor4D,
+            logDet: tf.mul(tf.sum(neg, [1, 2, 3]), tf.neg(logSlope)) as tf.Tensor1D,
+          };
+        }),
+    }),
+};
+
+// A new layer is tested in a few lines: layerCase draws seeds and shapes, moves the
+// parameters away from their initial values, and disposes everything for you.
 const leakyReport = await checkBijectorLaws(layerCase({
-  name: "leaky(0.5)",
-  init: () => ({}), // no parameters
-  bijector: () => leaky(0.5),
+  name: "leaky",
+  init: ({ seed }) => leaky.init({ slope: 0.5, seed }),
+  bijector: (params) => leaky.bijector(params),
 }));
 printLawReport(leakyReport);
 
@@ -61,12 +80,13 @@ const flowCase: BijectorCase<{ seed: number }> = {
     };
     const conv = await invConv1x1.withInverse(invConv1x1.init({ channels: 4, seed }));
     const coupling = affineCoupling.init({ channels: 4, condChannels: 0, hidden: 8, seed });
+    const slope = leaky.init({ slope: 0.5, seed });
     const flow = chain(
       squeeze.bijector(),
       actNorm.bijector(an),
       invConv1x1.bijector(conv),
       affineCoupling.bijector(coupling),
-      leaky(0.5),
+      leaky.bijector(slope),
     );
     const x = tf.randomNormal([2, 2, 2, 1], 0, 1, "float32", seed + 2) as tf.Tensor4D;
     return {
@@ -76,6 +96,7 @@ const flowCase: BijectorCase<{ seed: number }> = {
         tf.dispose([x, ...leaves(an)]);
         disposeParams(conv);
         disposeParams(coupling);
+        disposeParams(slope);
       },
     };
   },
