@@ -71,6 +71,7 @@ export {
   type AffineScaleOptions,
   type CouplingConditioner,
   type CouplingFromConditionerOptions,
+  type CouplingOptions,
 } from "./src/layers/affineCoupling.ts";
 export * from "./src/layers/affineInjector.ts";
 export * from "./src/layers/squeeze.ts";

@@ -96,7 +96,7 @@ export const modelHeaderTask = (
     TE.mapLeft(readError(source, name)),
     TE.chainEitherK((info) =>
       F.pipe(
-        decodeStoredConfig(info.config),
+        decodeStoredConfig(info.config, info.tensors),
         E.mapLeft((errors) =>
           new Error(`${where}: invalid model config in the checkpoint: ${errors.join("; ")}`)
         ),

@@ -68,6 +68,15 @@ export type CouplingConditioner = (
   h: tf.Tensor4D | undefined,
 ) => tf.Tensor4D;
 
+/** Settings of {@linkcode AffineCouplingLayer.bijector}. */
+export interface CouplingOptions extends AffineScaleOptions {
+  /**
+   * Additive coupling (default false): the scale channels are ignored and `s = 1`, so
+   * `forward` is `z₂' = z₂ − t` with log-det 0.
+   */
+  readonly additive?: boolean;
+}
+
 /** Options for {@linkcode AffineCouplingLayer.fromConditioner}. */
 export interface CouplingFromConditionerOptions {
   /** Channels of the flow tensor (at least 2). */
@@ -82,11 +91,13 @@ export interface CouplingFromConditionerOptions {
   readonly eps?: number;
   /** Name used in error messages (default `"affineCoupling"`). */
   readonly name?: string;
+  /** Additive coupling (default false), see {@linkcode CouplingOptions.additive}. */
+  readonly additive?: boolean;
 }
 
 /** The affine coupling layer. */
 export interface AffineCouplingLayer
-  extends Layer<AffineCouplingParams, AffineCouplingOptions, [options?: AffineScaleOptions]> {
+  extends Layer<AffineCouplingParams, AffineCouplingOptions, [options?: CouplingOptions]> {
   /** Fresh parameters: a {@linkcode convNet} with a zero output layer (identity-like map). */
   readonly init: (
     options: AffineCouplingOptions & { readonly seed: number },
@@ -96,7 +107,7 @@ export interface AffineCouplingLayer
    * channels come from the network's weights (see the module documentation). With 0
    * condition channels any condition given is ignored.
    */
-  readonly bijector: (p: AffineCouplingParams, options?: AffineScaleOptions) => Bijector;
+  readonly bijector: (p: AffineCouplingParams, options?: CouplingOptions) => Bijector;
   /** The bijector for any conditioner function. */
   readonly fromConditioner: (
     conditioner: CouplingConditioner,
@@ -156,7 +167,7 @@ const fromConditioner = (
   conditioner: CouplingConditioner,
   options: CouplingFromConditionerOptions,
 ): Bijector => {
-  const { channels, condChannels, eps = 1e-3, name = NAME } = options;
+  const { channels, condChannels, eps = 1e-3, name = NAME, additive = false } = options;
   if (!Number.isInteger(channels) || channels < 2) {
     throw new ShapeError(`${name}: channels must be an integer ≥ 2, got ${channels}`);
   }
@@ -180,6 +191,10 @@ const fromConditioner = (
       const z1 = tf.slice(x, [0, 0, 0, 0], [n, hh, w, k1]);
       const z2 = tf.slice(x, [0, 0, 0, k1], [n, hh, w, k2]);
       const { t, s } = shiftScale(name, conditioner(z1, h), [n, hh, w, k2], eps);
+      if (additive) {
+        const z2a = encode ? tf.sub(z2, t) : tf.add(z2, t);
+        return { y: tf.concat([z1, z2a], 3) as tf.Tensor4D, logDet: tf.zeros([n]) as tf.Tensor1D };
+      }
       const z2b = encode ? tf.sub(tf.div(z2, s), t) : tf.mul(tf.add(z2, t), s);
       return { y: tf.concat([z1, z2b], 3) as tf.Tensor4D, logDet: sumLog(s, encode ? -1 : 1) };
     });
@@ -230,7 +245,7 @@ export const affineCoupling: AffineCouplingLayer = {
       }),
     };
   },
-  bijector: (p, { eps } = {}) => {
+  bijector: (p, { eps, additive } = {}) => {
     const sizes = couplingSizes(p);
     if (sizes.length === 0) {
       throw new ShapeError(
@@ -240,7 +255,9 @@ export const affineCoupling: AffineCouplingLayer = {
     }
     const conditioner: CouplingConditioner = (z1, h) =>
       tf.tidy(() => convNet.apply(p.net, h === undefined ? z1 : tf.concat([z1, h], 3)));
-    const variants = sizes.map((sz) => fromConditioner(conditioner, { ...sz, eps, name: NAME }));
+    const variants = sizes.map((sz) =>
+      fromConditioner(conditioner, { ...sz, eps, additive, name: NAME })
+    );
     if (variants.length === 1) return variants[0];
     const expected = sizes.map((sz) => sz.channels).join(" or ");
     const pick = (c: number): Bijector => {

@@ -61,6 +61,8 @@ export interface FlowStepBijectorOptions extends AffineScaleOptions {
    * with that same condition.
    */
   readonly injectorOutput?: tf.Tensor4D;
+  /** Additive coupling (default false): the coupling's `additive` option. */
+  readonly additiveCoupling?: boolean;
 }
 
 /** The conditional flow step. */
@@ -112,7 +114,7 @@ export const flowStep: FlowStepLayer = {
       injector: affineInjector.init({ channels, condChannels, hidden: injectorHidden, seed: s2 }),
     };
   },
-  bijector: (p, { eps, injectorOutput } = {}) => {
+  bijector: (p, { eps, injectorOutput, additiveCoupling } = {}) => {
     const injector = injectorOutput
       ? affineInjector.fromConditioner(() => injectorOutput, {
         ...affineInjector.sizes(p.injector),
@@ -122,7 +124,7 @@ export const flowStep: FlowStepLayer = {
     const b = chain(
       actNorm.bijector(p.actNorm),
       invConv1x1.bijector(p.invConv),
-      affineCoupling.bijector(p.coupling, { eps }),
+      affineCoupling.bijector(p.coupling, { eps, additive: additiveCoupling }),
       injector,
     );
     b.forwardShape([1, 1, 1, p.actNorm.bias.shape[0]]); // the parameters must fit together

@@ -68,6 +68,8 @@ export interface ModelConfigInput {
   readonly conditionResidual?: boolean;
   /** See {@linkcode ModelConfig.adaptiveShift}. */
   readonly adaptiveShift?: boolean;
+  /** See {@linkcode ModelConfig.additiveCoupling}. */
+  readonly additiveCoupling?: boolean;
 }
 
 /** A finite number in `[min, max]` (`(min, max]` when `open`). */
@@ -111,6 +113,7 @@ export const ModelConfigCodec: t.Decoder<unknown, ModelConfigInput> = t.exact(
     shiftDataInit: t.boolean,
     conditionResidual: t.boolean,
     adaptiveShift: t.boolean,
+    additiveCoupling: t.boolean,
   }),
   "ModelConfig",
 );
@@ -179,6 +182,16 @@ export interface ModelConfig {
    * Checkpoints written before this field existed load with `false`.
    */
   readonly adaptiveShift: boolean;
+  /**
+   * The flow steps' couplings are additive (`z₂' = z₂ − t(z₁, h)`, unit scale) instead of
+   * affine. Default false (the paper's affine coupling). An affine coupling's scale
+   * depends on the content, so in flat regions it learns to expand the clean image's
+   * tiny variation and decodes any latent noise there with a small gain; with additive
+   * couplings the only position-dependent scales are the injectors' (a function of the
+   * condition `h`). The scale channels of the coupling networks are kept (and ignored),
+   * so the parameters have the same layout either way.
+   */
+  readonly additiveCoupling: boolean;
 }
 
 /** The default configuration: small enough to train on a 2-core CPU in minutes. */
@@ -199,6 +212,7 @@ export const defaultConfig: ModelConfig = {
   imageChannels: 3,
   conditionResidual: true,
   adaptiveShift: true,
+  additiveCoupling: false,
 };
 
 /** The sizes of the authors' configuration (NTIRE/AIM): L 3, K 16, hidden 64, RRDB 64/23/32. */
@@ -250,6 +264,7 @@ const FIELDS: readonly string[] = [
   "shiftDataInit",
   "conditionResidual",
   "adaptiveShift",
+  "additiveCoupling",
 ];
 const ENCODER_FIELDS: readonly string[] = ["nf", "nb", "gc"];
 

@@ -208,6 +208,7 @@ const levelMembers = (
       flowStep.bijector({ ...s, actNorm: an }, {
         eps: config.eps,
         injectorOutput: injectorOutputs?.[k],
+        additiveCoupling: config.additiveCoupling,
       }),
   })),
   ...p.split.map((s): LevelMember => ({ bijector: () => split.bijector(s) })),

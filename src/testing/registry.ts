@@ -61,6 +61,13 @@ export const layerCases: readonly BijectorCase<LayerDraw>[] = [
     condChannels: H,
   }),
   layerCase({
+    name: "affineCoupling (additive)",
+    init: couplingInit,
+    bijector: (p) => affineCoupling.bijector(p, { additive: true }),
+    condChannels: H,
+    volumePreserving: true,
+  }),
+  layerCase({
     name: "affineInjector",
     init: injectorInit,
     bijector: (p) => affineInjector.bijector(p),
