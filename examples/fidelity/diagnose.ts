@@ -1,0 +1,147 @@
+/**
+ * Where a trained model's degradation comes from, on crops of the held-out test scenes
+ * (`deno run -A examples/fidelity/diagnose.ts CHECKPOINT FAMILY`; FAMILY names the
+ * fidelity family the checkpoint was trained on, e.g. a checkpoint under `out/fidelity/`).
+ *
+ * Prints, per channel, the mean and std of `ŷ − x` and the flat-region noise for:
+ * - the real degradation;
+ * - DeFlow at τ = 0.25, 0.5, 1 (a bias that grows as τ² is the decoder's curvature);
+ * - the shift's mean alone (`M ≈ 0`) and its noise alone (`μ = 0`);
+ * - the noise of one latent at a time (which level carries the noise, and how strongly each
+ *   level's noise survives in flat regions);
+ * - samples of the degraded model's own prior `z ~ N(μ, I + a²·MMᵀ)` decoded at `h(x)`, and
+ *   of the clean prior `N(0, I)` (is a bias in the model itself or in the translation?).
+ *
+ * @module
+ */
+import { tf } from "../../src/tf.ts";
+import { initBackend } from "../../src/core/backend.ts";
+import { loadModel } from "../../src/cli/model.ts";
+import { imagesToTensor, type RgbImage, tensorToImages } from "../../src/image/io.ts";
+import { degrade, prepareSampler } from "../../src/model/sample.ts";
+import { conditionInput } from "../../src/model/conditioning.ts";
+import {
+  decodeWithFeatures,
+  type DeflowParams,
+  disposeInverses,
+  encodeWithFeatures,
+  latentShiftScales,
+  levelFeatures,
+  scaleLevels,
+  withInverses,
+} from "../../src/model/network.ts";
+import { scaledSample } from "../../src/layers/scaledShift.ts";
+import { latentShift } from "../../src/layers/latentShift.ts";
+import { flatRegionNoise } from "../../src/eval/structure.ts";
+import { degradeImages } from "../../src/degrade/types.ts";
+import { cropsOf, defaultSplit, loadCollections } from "./scenes.ts";
+import { familyByName } from "./families.ts";
+
+const [checkpoint, familyName] = Deno.args;
+if (!checkpoint || !familyName) {
+  console.error("usage: diagnose.ts CHECKPOINT FAMILY");
+  Deno.exit(2);
+}
+const family = familyByName(familyName);
+await initBackend();
+const model = await loadModel(checkpoint);
+const { config } = model;
+const collections = await loadCollections(defaultSplit);
+const clean: RgbImage[] = collections.test.flatMap((img) => cropsOf(img, 128));
+const real = await degradeImages(family.make(), clean, 77);
+const x = imagesToTensor(clean);
+
+const f4 = (v: number) => (v >= 0 ? "+" : "") + v.toFixed(4);
+/** Mean, std and flat-region noise of `d − clean`, per channel. */
+const describe = (d: readonly RgbImage[]): string => {
+  const s = [0, 0, 0], ss = [0, 0, 0];
+  let n = 0;
+  d.forEach((img, i) => {
+    for (let k = 0; k < img.data.length; k += 3) {
+      for (let c = 0; c < 3; c++) {
+        const v = img.data[k + c] - clean[i].data[k + c];
+        s[c] += v;
+        ss[c] += v * v;
+      }
+      n++;
+    }
+  });
+  const mean = s.map((v) => v / n);
+  const std = ss.map((v, c) => Math.sqrt(v / n - mean[c] ** 2));
+  return `mean ${mean.map(f4).join("/")}  std ${std.map((v) => v.toFixed(4)).join("/")}  flat ${
+    flatRegionNoise(d, clean).map((v) => v.toFixed(4)).join("/")
+  }`;
+};
+/** 8-bit images from a tensor in [0, 1] (disposes it). */
+const toImages = async (y: tf.Tensor4D): Promise<RgbImage[]> => {
+  const q = tf.tidy(() => tf.div(tf.round(tf.mul(tf.clipByValue(y, 0, 1), 255)), 255));
+  y.dispose();
+  const imgs = await tensorToImages(q as tf.Tensor4D);
+  q.dispose();
+  return imgs;
+};
+const row = (label: string, text: string) => console.log(`${label.padEnd(44)} ${text}`);
+
+row("real", describe(real));
+const P = model.params;
+const withShifts = (
+  edit: (s: DeflowParams["shifts"][number], i: number) => DeflowParams["shifts"][number],
+): DeflowParams => ({ ...P, shifts: P.shifts.map(edit) });
+const scaled: tf.Tensor[] = [];
+const tiny = (m: tf.Tensor2D) => {
+  const t = tf.mul(m, 1e-6) as tf.Tensor2D;
+  scaled.push(t);
+  return t;
+};
+const zero = (mu: tf.Tensor1D) => {
+  const t = tf.zerosLike(mu);
+  scaled.push(t);
+  return t;
+};
+const runs: [string, DeflowParams, number][] = [
+  ["DeFlow τ = 0.25", P, 0.25],
+  ["DeFlow τ = 0.5", P, 0.5],
+  ["DeFlow τ = 1", P, 1],
+  ["shift mean only (M ≈ 0), τ = 1", withShifts((s) => ({ ...s, m: tiny(s.m) })), 1],
+  ["shift noise only (μ = 0), τ = 1", withShifts((s) => ({ ...s, mu: zero(s.mu) })), 1],
+  ...P.shifts.map((_, j): [string, DeflowParams, number] => [
+    `noise of latent ${j} only, τ = 1`,
+    withShifts((s, i) => (i === j ? s : { ...s, m: tiny(s.m) })),
+    1,
+  ]),
+];
+for (const [label, params, temperature] of runs) {
+  const sampler = await prepareSampler(params, config, model.normalization);
+  const [y] = degrade(sampler, x, { temperature, seed: 5 });
+  sampler.dispose();
+  row(label, describe(await toImages(y)));
+}
+scaled.forEach((t) => t.dispose());
+
+// Prior samples decoded at the clean images' own condition.
+const inv = await withInverses(P);
+for (const which of ["clean prior N(0, I)", "degraded prior N(μ, I + a²MMᵀ)"]) {
+  const y = tf.tidy(() => {
+    const cond = conditionInput(x, {
+      factor: config.conditionFactor,
+      noiseStd: config.conditionNoise,
+      seed: 3,
+    });
+    const feats = levelFeatures(inv, config, cond, x.shape[1], x.shape[2]);
+    const levels = scaleLevels(inv, config, feats);
+    const shapes = encodeWithFeatures(inv, config, x, feats, levels).latents.map((z) => z.shape);
+    const scales = latentShiftScales(inv, config, feats, false);
+    const latents = shapes.map((shape, i) => {
+      const eps = tf.randomNormal(shape, 0, 1, "float32", 21 + i) as tf.Tensor4D;
+      if (which.startsWith("clean")) return eps;
+      const u = scales
+        ? scaledSample(inv.shifts[i], shape, scales[i], { temperature: 1, seed: 121 + i })
+        : latentShift.sample(inv.shifts[i], shape, { temperature: 1, seed: 121 + i });
+      return tf.add(eps, u) as tf.Tensor4D;
+    });
+    return decodeWithFeatures(inv, config, latents, feats, levels).x;
+  });
+  row(which, describe(await toImages(y)));
+}
+disposeInverses(inv);
+x.dispose();
