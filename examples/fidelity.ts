@@ -22,7 +22,7 @@ import { parseArgs } from "node:util";
 import { initBackend } from "../src/core/backend.ts";
 import { foldIn } from "../src/core/random.ts";
 import { disposeParams } from "../src/core/params.ts";
-import { type RgbImage, writePng } from "../src/image/io.ts";
+import { writePng } from "../src/image/io.ts";
 import { makeGrid } from "../src/image/grid.ts";
 import { degradeImages, describe } from "../src/degrade/types.ts";
 import { configOrThrow, defaultConfig, type ModelConfig } from "../src/model/config.ts";
@@ -30,16 +30,14 @@ import { loadModel } from "../src/cli/model.ts";
 import { train, trainDefaults } from "../src/train/loop.ts";
 import { DEFAULT_ITERATIONS } from "../src/cli/commands.ts";
 import { families, familyByName } from "./fidelity/families.ts";
-import { cropsOf, defaultSplit, loadCollections } from "./fidelity/scenes.ts";
+import { defaultSplit, loadCollections } from "./fidelity/scenes.ts";
 import {
   compareMethod,
   distanceLabels,
-  fitWhiteNoiseSigmas,
-  measure,
+  evaluateOnTestCrops,
   type MethodResult,
   type MethodValues,
   sampleDeflow,
-  whiteNoiseBaseline,
 } from "./fidelity/evaluate.ts";
 import { readFamilyResults, runFamilyWorkers } from "./fidelity/workers.ts";
 
@@ -163,21 +161,17 @@ const runFamily = async (name: string): Promise<void> => {
 
   // Held-out scenes: clean crops, their true degradation, a second true sample (floor).
   const size = quick ? 64 : 128;
-  const clean: RgbImage[] = col.test.flatMap((img) => cropsOf(img, size, quick ? 2 : Infinity));
-  const real = await degradeImages(op, clean, foldIn(seed, 2));
-  const floorImgs = await degradeImages(op, clean, foldIn(seed, 3));
-  const sigmas = fitWhiteNoiseSigmas(col.clean, degraded);
-  const white = await whiteNoiseBaseline(clean, sigmas, foldIn(seed, 4));
-  const ours = await sampleDeflow(
-    result.params,
-    result.config,
-    result.normalization,
-    clean,
-    foldIn(seed, 5),
-  );
+  const { clean, real, floor: floorImgs, white, ours, sigmas, realValues } =
+    await evaluateOnTestCrops(
+      op,
+      { test: col.test, clean: col.clean, degraded },
+      result,
+      seed,
+      { size, perImage: quick ? 2 : Infinity },
+    );
   disposeParams(result.params);
+  const deflowResult = compareMethod(ours, real, clean, realValues);
 
-  const realValues = measure(real, clean);
   const curvePoints: CurvePoint[] = [];
   for (const snap of snapshots) {
     const m = await loadModel(snap.path);
@@ -204,7 +198,7 @@ const runFamily = async (name: string): Promise<void> => {
     real: realValues,
     floor: compareMethod(floorImgs, real, clean, realValues),
     white: compareMethod(white, real, clean, realValues),
-    deflow: compareMethod(ours, real, clean, realValues),
+    deflow: deflowResult,
     config,
     batch,
     crop,
@@ -212,7 +206,7 @@ const runFamily = async (name: string): Promise<void> => {
       ? {
         curve: [
           ...curvePoints,
-          { step: result.step, trainSeconds, deflow: compareMethod(ours, real, clean, realValues) },
+          { step: result.step, trainSeconds, deflow: deflowResult },
         ],
       }
       : {}),

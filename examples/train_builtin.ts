@@ -28,7 +28,7 @@ import { tf } from "../src/tf.ts";
 import { initBackend } from "../src/core/backend.ts";
 import { foldIn } from "../src/core/random.ts";
 import { disposeParams } from "../src/core/params.ts";
-import { type RgbImage, writePng } from "../src/image/io.ts";
+import { writePng } from "../src/image/io.ts";
 import { makeGrid } from "../src/image/grid.ts";
 import { degradeImages, describe } from "../src/degrade/types.ts";
 import { configToJson, defaultConfig } from "../src/model/config.ts";
@@ -38,15 +38,8 @@ import { loadModelCheckpoint } from "../src/io/model.ts";
 import { DEFAULT_ITERATIONS } from "../src/cli/commands.ts";
 import { BUILTIN_FILE } from "../src/io/builtin.ts";
 import { familyByName } from "./fidelity/families.ts";
-import { cropsOf, defaultSplit, loadCollections } from "./fidelity/scenes.ts";
-import {
-  compareMethod,
-  distanceLabels,
-  fitWhiteNoiseSigmas,
-  measure,
-  sampleDeflow,
-  whiteNoiseBaseline,
-} from "./fidelity/evaluate.ts";
+import { defaultSplit, loadCollections } from "./fidelity/scenes.ts";
+import { compareMethod, distanceLabels, evaluateOnTestCrops } from "./fidelity/evaluate.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -114,21 +107,17 @@ const modelBytes = (await Deno.stat(modelPath)).size;
 
 // Evaluation on crops of the held-out scenes, as the fidelity suite does.
 const size = 128;
-const clean: RgbImage[] = col.test.flatMap((img) => cropsOf(img, size));
-const real = await degradeImages(op, clean, foldIn(seed, 2));
-const floorImgs = await degradeImages(op, clean, foldIn(seed, 3));
-const sigmas = fitWhiteNoiseSigmas(col.clean, degraded);
-const white = await whiteNoiseBaseline(clean, sigmas, foldIn(seed, 4));
-const ours = await sampleDeflow(
-  result.params,
-  result.config,
-  result.normalization,
-  clean,
-  foldIn(seed, 5),
+const { clean, real, floor: floorImgs, white, ours, realValues } = await evaluateOnTestCrops(
+  op,
+  { test: col.test, clean: col.clean, degraded },
+  result,
+  seed,
+  {
+    size,
+  },
 );
 disposeParams(result.params);
 
-const realValues = measure(real, clean);
 const floor = compareMethod(floorImgs, real, clean, realValues);
 const whiteRes = compareMethod(white, real, clean, realValues);
 const deflowRes = compareMethod(ours, real, clean, realValues);

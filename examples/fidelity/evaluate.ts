@@ -11,6 +11,9 @@ import { degrade, type DomainNormalization, prepareSampler } from "../../src/mod
 import type { DeflowParams } from "../../src/model/network.ts";
 import type { ModelConfig } from "../../src/model/config.ts";
 import { compareSets, fitWhiteNoiseSigmas } from "../../src/eval/report.ts";
+import { type Degradation, degradeImages } from "../../src/degrade/types.ts";
+import { foldIn } from "../../src/core/random.ts";
+import { cropsOf } from "./scenes.ts";
 import {
   flatRegionNoise,
   patchCovariance,
@@ -174,4 +177,56 @@ export const sampleDeflow = async (
   tf.dispose([x, y, y8]);
   sampler.dispose();
   return ours;
+};
+
+/** Everything the fidelity table of one trained family is made from. */
+export interface TestEvaluation {
+  /** The clean test crops. */
+  readonly clean: RgbImage[];
+  /** Their real degradation (the reference). */
+  readonly real: RgbImage[];
+  /** A second sample of the true process (the floor). */
+  readonly floor: RgbImage[];
+  /** Fitted white noise on the crops. */
+  readonly white: RgbImage[];
+  /** DeFlow samples of the crops. */
+  readonly ours: RgbImage[];
+  /** The fitted white-noise σ per channel. */
+  readonly sigmas: Rgb3;
+  /** The real degradation's statistics. */
+  readonly realValues: MethodValues;
+}
+
+/**
+ * Degrade crops of the held-out test photos every way the table compares (real, floor,
+ * white noise fitted on the unpaired training sets, DeFlow), with the suite's seeds.
+ */
+export const evaluateOnTestCrops = async (
+  op: Degradation,
+  sets: {
+    readonly test: readonly RgbImage[];
+    readonly clean: readonly RgbImage[];
+    readonly degraded: readonly RgbImage[];
+  },
+  model: {
+    readonly params: DeflowParams;
+    readonly config: ModelConfig;
+    readonly normalization?: DomainNormalization;
+  },
+  seed: number,
+  crops: { readonly size: number; readonly perImage?: number },
+): Promise<TestEvaluation> => {
+  const clean = sets.test.flatMap((img) => cropsOf(img, crops.size, crops.perImage));
+  const real = await degradeImages(op, clean, foldIn(seed, 2));
+  const floor = await degradeImages(op, clean, foldIn(seed, 3));
+  const sigmas = fitWhiteNoiseSigmas(sets.clean, sets.degraded);
+  const white = await whiteNoiseBaseline(clean, sigmas, foldIn(seed, 4));
+  const ours = await sampleDeflow(
+    model.params,
+    model.config,
+    model.normalization,
+    clean,
+    foldIn(seed, 5),
+  );
+  return { clean, real, floor, white, ours, sigmas, realValues: measure(real, clean) };
 };
