@@ -136,6 +136,15 @@ export interface TrainOptions {
   /** Crop side, a multiple of `2^levels` (default 64; resuming: the checkpoint's). */
   readonly crop?: number;
   /**
+   * Crop corners lie on multiples of this many pixels (default `2^levels`, the flow's block
+   * size; resuming: the checkpoint's, 1 for checkpoints written before this option). With
+   * corners on the block grid, a degradation that has a grid anchored at the image origin
+   * (JPEG's 8×8 blocks, applied to whole photos) meets the flow's squeeze grid at the same
+   * phase in every training crop and when `degrade` runs on a whole image; at random
+   * corners the model would see it at all 64 phases and have to learn their mixture.
+   */
+  readonly cropAlign?: number;
+  /**
    * Base learning rate (default 5e-4 — the paper's 1e-4 is for 100k iterations of the
    * full model; resuming: the checkpoint's).
    */
@@ -202,6 +211,8 @@ export interface RunSettings {
   readonly batch: number;
   /** Crop side. */
   readonly crop: number;
+  /** Crop corners lie on multiples of this (1 in checkpoints written before the option). */
+  readonly cropAlign: number;
   /** Base learning rate. */
   readonly lr: number;
   /** Milestone fractions. */
@@ -210,15 +221,18 @@ export interface RunSettings {
   readonly clipNorm: number;
 }
 
-const RunSettingsCodec = t.type({
-  seed: t.number,
-  iterations: t.number,
-  batch: t.number,
-  crop: t.number,
-  lr: t.number,
-  milestones: t.array(t.number),
-  clipNorm: t.number,
-}, "RunSettings");
+const RunSettingsCodec = t.intersection([
+  t.type({
+    seed: t.number,
+    iterations: t.number,
+    batch: t.number,
+    crop: t.number,
+    lr: t.number,
+    milestones: t.array(t.number),
+    clipNorm: t.number,
+  }),
+  t.partial({ cropAlign: t.number }),
+], "RunSettings");
 
 const NullableNumber = t.union([t.number, t.null]);
 
@@ -283,7 +297,11 @@ const checkInt = (name: string, v: number, min: number): void => {
   if (!Number.isInteger(v) || v < min) fail(`${name} must be an integer ≥ ${min}, got ${v}`);
 };
 
-const resolveSettings = (o: TrainOptions, saved?: RunSettings): RunSettings => {
+const resolveSettings = (
+  o: TrainOptions,
+  config: ModelConfig,
+  saved?: t.TypeOf<typeof RunSettingsCodec>,
+): RunSettings => {
   const iterations = o.iterations ?? saved?.iterations;
   if (iterations === undefined) fail("iterations is required");
   const s: RunSettings = {
@@ -291,6 +309,7 @@ const resolveSettings = (o: TrainOptions, saved?: RunSettings): RunSettings => {
     iterations: iterations!,
     batch: o.batch ?? saved?.batch ?? trainDefaults.batch,
     crop: o.crop ?? saved?.crop ?? trainDefaults.crop,
+    cropAlign: o.cropAlign ?? (saved ? saved.cropAlign ?? 1 : sizeMultiple(config)),
     lr: o.lr ?? saved?.lr ?? trainDefaults.lr,
     milestones: [...(o.milestones ?? saved?.milestones ?? trainDefaults.milestones)],
     clipNorm: o.clipNorm ?? saved?.clipNorm ?? trainDefaults.clipNorm,
@@ -299,6 +318,7 @@ const resolveSettings = (o: TrainOptions, saved?: RunSettings): RunSettings => {
   checkInt("iterations", s.iterations, 1);
   checkInt("batch", s.batch, 1);
   checkInt("crop", s.crop, 1);
+  checkInt("cropAlign", s.cropAlign, 1);
   if (!(Number.isFinite(s.lr) && s.lr >= 0)) fail(`lr must be a finite number ≥ 0, got ${s.lr}`);
   if (!(Number.isFinite(s.clipNorm) && s.clipNorm >= 0)) {
     fail(`clipNorm must be a finite number ≥ 0, got ${s.clipNorm}`);
@@ -428,6 +448,10 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
           diffs.push(`${k} ${v} differs from the run's ${saved[k]}`);
         }
       }
+      const savedAlign = saved.cropAlign ?? 1;
+      if (options.cropAlign !== undefined && options.cropAlign !== savedAlign) {
+        diffs.push(`cropAlign ${options.cropAlign} differs from the run's ${savedAlign}`);
+      }
       const savedData = resumed.loop.data;
       if (savedData !== undefined) {
         const now = {
@@ -449,7 +473,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
             `same; start a new run to change them)`,
         );
       }
-      run = resolveSettings(options, saved);
+      run = resolveSettings(options, config, saved);
       normalization = resumed.loop.normalization;
       if (options.normalize === true && normalization === undefined) {
         fail(`normalize was requested but ${options.resumeFrom} was trained without it`);
@@ -470,7 +494,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
       if (run.lr !== saved.lr) loop.lrChanges.push({ step: loop.step, lr: run.lr });
     } else {
       config = options.config ?? defaultConfig;
-      run = resolveSettings(options);
+      run = resolveSettings(options, config);
       normalization = options.normalize
         ? computeNormalization(options.clean, options.degraded)
         : undefined;
@@ -487,6 +511,9 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
     const m = sizeMultiple(config);
     if (run.crop % m !== 0) {
       fail(`crop ${run.crop} must be a multiple of ${m} (2^levels = ${2 ** config.levels})`);
+    }
+    if (run.crop % run.cropAlign !== 0) {
+      fail(`crop ${run.crop} must be a multiple of cropAlign ${run.cropAlign}`);
     }
     if (loop.step > run.iterations) {
       fail(`the checkpoint is at step ${loop.step}, beyond iterations = ${run.iterations}`);
@@ -523,6 +550,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
     const init = balancedBatch(loop.sampler, clean, degraded, {
       batch: Math.max(16, run.batch),
       crop: run.crop,
+      align: run.cropAlign,
     });
     loop.sampler = init.state;
     const s = foldIn(run.seed, 2);
@@ -541,7 +569,11 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
         config,
         8,
         (i) => {
-          const draw = balancedBatch(loop.sampler, clean, degraded, { batch: 16, crop: run.crop });
+          const draw = balancedBatch(loop.sampler, clean, degraded, {
+            batch: 16,
+            crop: run.crop,
+            align: run.cropAlign,
+          });
           loop.sampler = draw.state;
           const x = dequantize(draw.batch.x, config.bins, foldIn(initSeed, 2 * i));
           const c = conditionInput(draw.batch.x, {
@@ -631,7 +663,11 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
       }
       const step = loop.step;
       lr = lrAt(step);
-      const draw = nextBatch(loop.sampler, clean, degraded, { batch: run.batch, crop: run.crop });
+      const draw = nextBatch(loop.sampler, clean, degraded, {
+        batch: run.batch,
+        crop: run.crop,
+        align: run.cropAlign,
+      });
       let r;
       try {
         r = await trainStep(state, config, draw.batch, {

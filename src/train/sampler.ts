@@ -50,6 +50,13 @@ export interface BatchOptions {
   readonly batch: number;
   /** Side of the square crops in pixels (integer ≥ 1, at most every image's sides). */
   readonly crop: number;
+  /**
+   * Crop corners lie on multiples of this many pixels (integer ≥ 1, default 1). The
+   * trainer passes the flow's block size `2^levels`, so that a degradation with a grid of
+   * its own anchored at the image origin (JPEG's 8×8 blocks) meets the flow's squeeze grid
+   * at the same phase in every crop, as it does when a whole image is degraded.
+   */
+  readonly align?: number;
 }
 
 /** One batch and the sampler state after drawing it. */
@@ -92,6 +99,9 @@ const checkOptions = (
   if (!Number.isInteger(o.crop) || o.crop < 1) {
     throw new RangeError(`sampler: crop must be an integer ≥ 1, got ${o.crop}`);
   }
+  if (o.align !== undefined && !(Number.isInteger(o.align) && o.align >= 1)) {
+    throw new RangeError(`sampler: align must be an integer ≥ 1, got ${o.align}`);
+  }
   if (clean.length === 0) throw new RangeError("sampler: the clean image set is empty");
   if (degraded.length === 0) throw new RangeError("sampler: the degraded image set is empty");
 };
@@ -127,6 +137,10 @@ const copyCrop = (
 
 const pick = (u: number, n: number): number => Math.min(n - 1, Math.floor(u * n));
 
+/** A crop corner in `[0, room]` on a multiple of `align` (there is always 0). */
+const corner = (u: number, room: number, align: number): number =>
+  align * pick(u, Math.floor(room / align) + 1);
+
 /**
  * Draw a batch with the given domain per sample (`true` = degraded) or, for `null`
  * entries, a random domain. Shared by {@linkcode nextBatch} and {@linkcode balancedBatch}.
@@ -137,6 +151,7 @@ const draw = (
   degraded: readonly RgbImage[],
   domains: readonly (boolean | null)[],
   crop: number,
+  align: number,
 ): BatchDraw => {
   checkCropFits(clean, crop, "clean");
   checkCropFits(degraded, crop, "degraded");
@@ -158,8 +173,8 @@ const draw = (
     const isDegraded = domains[k] ?? uDomain < 0.5;
     const set = isDegraded ? degraded : clean;
     const im = set[pick(uImage, set.length)];
-    const top = pick(uTop, im.height - crop + 1);
-    const left = pick(uLeft, im.width - crop + 1);
+    const top = corner(uTop, im.height - crop, align);
+    const left = corner(uLeft, im.width - crop, align);
     copyCrop(data, k, im, top, left, crop, uFlip < 0.5);
     mask[k] = isDegraded ? 1 : 0;
   }
@@ -174,7 +189,9 @@ const draw = (
 
 /**
  * Draw the next training batch: each sample is degraded with probability ½, a random
- * crop of a random image of its domain, flipped horizontally with probability ½. Pure:
+ * crop of a random image of its domain (corners on multiples of `align`), flipped
+ * horizontally with probability ½ (a flip keeps an aligned crop's grid when `crop` is a
+ * multiple of `align`). Pure:
  * the same state gives the same batch and the same next state. Throws (naming the image)
  * when an image is smaller than the crop, and on empty sets or bad options.
  */
@@ -185,7 +202,14 @@ export const nextBatch = (
   options: BatchOptions,
 ): BatchDraw => {
   checkOptions(clean, degraded, options);
-  return draw(state, clean, degraded, Array(options.batch).fill(null), options.crop);
+  return draw(
+    state,
+    clean,
+    degraded,
+    Array(options.batch).fill(null),
+    options.crop,
+    options.align ?? 1,
+  );
 };
 
 /**
@@ -207,5 +231,5 @@ export const balancedBatch = (
   }
   const half = Math.ceil(options.batch / 2);
   const domains = Array.from({ length: options.batch }, (_, k) => k >= half);
-  return draw(state, clean, degraded, domains, options.crop);
+  return draw(state, clean, degraded, domains, options.crop, options.align ?? 1);
 };
