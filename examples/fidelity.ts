@@ -57,6 +57,7 @@ const { values: args } = parseArgs({
     curve: { type: "string", default: "1" },
     batch: { type: "string" },
     crop: { type: "string" },
+    "shift-lr": { type: "string" },
   },
 });
 const quick = args.quick ?? false;
@@ -141,6 +142,7 @@ const runFamily = async (name: string): Promise<void> => {
     seed,
     ...(curve > 1 ? { checkpointEvery: every } : {}),
     lr: args.lr === undefined ? undefined : Number(args.lr),
+    shiftLrMultiple: args["shift-lr"] === undefined ? undefined : Number(args["shift-lr"]),
     outDir: dir,
     onProgress: (p) => {
       if (curve > 1 && p.event === "checkpoint" && p.checkpoint && p.step < p.iterations) {
@@ -336,6 +338,7 @@ if (args.report) {
     `--curve=${curve}`,
     ...(args.batch ? [`--batch=${args.batch}`] : []),
     ...(args.crop ? [`--crop=${args.crop}`] : []),
+    ...(args["shift-lr"] ? [`--shift-lr=${args["shift-lr"]}`] : []),
   ];
   const failed =
     (await runFamilyWorkers(new URL(import.meta.url), names, passThrough, jobs, "fidelity"))

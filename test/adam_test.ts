@@ -311,3 +311,45 @@ Deno.test("multiStepLr rejects invalid options and steps", () => {
   assert.throws(() => multiStepLr({ base: 1, totalSteps: 10, milestones: [1.5] }), /1\.5/);
   assert.throws(() => multiStepLr({ base: 1, totalSteps: 10 })(-1), /step = -1/);
 });
+
+Deno.test("adamStep: lrMultiple scales each leaf's step by its path, 0 freezes it", async () => {
+  await useBackend("wasm");
+  await noLeak("adamStep lrMultiple", async () => {
+    const mk = (): ParamTree => ({ a: tf.tensor1d([1, -2, 3]), b: tf.tensor1d([0.5, 4]) });
+    const grads = () => new Map([["a", tf.tensor1d([0.3, -1, 2])], ["b", tf.tensor1d([-1, 5])]]);
+    const run = async (mult?: (p: string) => number) => {
+      const p = mk();
+      const s = adamInit(p);
+      const g = grads();
+      const out = adamStep(p, g, s, { lr: 0.01, ...(mult ? { lrMultiple: mult } : {}) });
+      const tree = out.params as { a: tf.Tensor; b: tf.Tensor };
+      const r = { a: await read(tree.a), b: await read(tree.b) };
+      tf.dispose([...g.values()]);
+      disposeParams(p);
+      disposeParams(out.params);
+      disposeAdamState(s);
+      disposeAdamState(out.state);
+      return r;
+    };
+    const plain = await run();
+    const scaled = await run((path) => (path === "a" ? 3 : 0));
+    const a0 = [1, -2, 3];
+    plain.a.forEach((v, i) => {
+      const d1 = v - a0[i], d3 = scaled.a[i] - a0[i];
+      assert.ok(Math.abs(d1) > 1e-3, `leaf a moved ${d1}`);
+      assert.ok(Math.abs(d3 - 3 * d1) < 1e-5, `leaf a: step ${d3} vs 3 × ${d1}`);
+    });
+    assert.deepEqual(Array.from(scaled.b), [0.5, 4], "leaf b (multiple 0) did not stay put");
+    assert.ok(plain.b.some((v, i) => Math.abs(v - [0.5, 4][i]) > 1e-3));
+  });
+  const p: ParamTree = { a: tf.tensor1d([1]) };
+  const s = adamInit(p);
+  const g = new Map([["a", tf.tensor1d([1])]]);
+  assert.throws(
+    () => adamStep(p, g, s, { lr: 0.1, lrMultiple: () => NaN }),
+    /lrMultiple\("a"\) = NaN/,
+  );
+  tf.dispose([...g.values()]);
+  disposeParams(p);
+  disposeAdamState(s);
+});

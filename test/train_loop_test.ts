@@ -122,6 +122,72 @@ Deno.test("sampler: crops come from the right domain, pure and deterministic", a
   assert.equal(tf.memory().numTensors, before);
 });
 
+/** Every (top, left) at which sample `k` equals a (possibly flipped) crop of `im`. */
+const cropCorners = (data: Float32Array, k: number, size: number, im: RgbImage): number[][] => {
+  const base = k * size * size * 3;
+  const found: number[][] = [];
+  for (const flip of [false, true]) {
+    for (let top = 0; top + size <= im.height; top++) {
+      for (let left = 0; left + size <= im.width; left++) {
+        let ok = true;
+        for (let y = 0; y < size && ok; y++) {
+          for (let x = 0; x < size && ok; x++) {
+            const sx = flip ? left + size - 1 - x : left + x;
+            for (let c = 0; c < 3 && ok; c++) {
+              ok = data[base + (y * size + x) * 3 + c] ===
+                im.data[((top + y) * im.width + sx) * 3 + c];
+            }
+          }
+        }
+        if (ok) found.push([top, left]);
+      }
+    }
+  }
+  return found;
+};
+
+Deno.test("sampler: align puts every crop corner on the grid, over all of it", async () => {
+  await useBackend("wasm");
+  const clean = [uniqueImage(21, 17, 0)];
+  const degraded = [uniqueImage(19, 22, 1)];
+  const before = tf.memory().numTensors;
+  const d = nextBatch(samplerInit(11), clean, degraded, { batch: 60, crop: 8, align: 4 });
+  const [x, mask] = await Promise.all([d.batch.x.data(), d.batch.degradedMask.data()]) as [
+    Float32Array,
+    Float32Array,
+  ];
+  const corners = new Set<string>();
+  for (let k = 0; k < 60; k++) {
+    const im = mask[k] > 0.5 ? degraded[0] : clean[0];
+    const at = cropCorners(x, k, 8, im);
+    assert.equal(at.length, 1, `sample ${k} matches ${at.length} crops`);
+    const [top, left] = at[0];
+    assert.ok(top % 4 === 0 && left % 4 === 0, `sample ${k} at (${top}, ${left})`);
+    corners.add(`${mask[k]}:${top},${left}`);
+  }
+  // Corners reach the last grid position that fits (21 − 8 = 13 → 12; 22 − 8 = 14 → 12).
+  assert.ok([...corners].some((c) => c.endsWith(",12")), [...corners].join(" "));
+  assert.ok(corners.size > 10, `${corners.size} distinct corners`);
+  // Unaligned draws (align 1) hit off-grid corners.
+  const u = nextBatch(samplerInit(11), clean, degraded, { batch: 60, crop: 8 });
+  const [xu, mu] = await Promise.all([u.batch.x.data(), u.batch.degradedMask.data()]) as [
+    Float32Array,
+    Float32Array,
+  ];
+  let offGrid = 0;
+  for (let k = 0; k < 60; k++) {
+    const [top, left] = cropCorners(xu, k, 8, mu[k] > 0.5 ? degraded[0] : clean[0])[0];
+    if (top % 4 !== 0 || left % 4 !== 0) offGrid++;
+  }
+  assert.ok(offGrid > 30, `${offGrid} of 60 unaligned crops are off the grid`);
+  assert.throws(
+    () => nextBatch(samplerInit(1), clean, degraded, { batch: 2, crop: 8, align: 0 }),
+    /align must be an integer ≥ 1, got 0/,
+  );
+  tf.dispose([d.batch.x, d.batch.degradedMask, u.batch.x, u.batch.degradedMask]);
+  assert.equal(tf.memory().numTensors, before);
+});
+
 Deno.test("sampler: domains are balanced, balancedBatch has both, small images are named", async () => {
   await useBackend("wasm");
   const clean = [uniqueImage(8, 8, 0)];
@@ -227,6 +293,8 @@ Deno.test("train: finite, decreasing losses; tensor count flat across iterations
   const steps: TrainProgress[] = [];
   const r = await train(base({
     iterations: 14,
+    // Every corner, not the 2^levels grid: these tiny images hold only a few grid crops.
+    cropAlign: 1,
     lr: 2e-3,
     emaDecay: 0.5,
     onProgress: (p) => {
@@ -252,6 +320,39 @@ Deno.test("train: finite, decreasing losses; tensor count flat across iterations
   assert.ok(last.degraded > last.clean);
   tf.dispose(flattenParams(r.params).map((n) => n.tensor));
   assert.equal(tf.memory().numTensors, before);
+});
+
+Deno.test("train: shiftLrMultiple 0 freezes the latent shifts, the run settings record it", async () => {
+  await useBackend("wasm");
+  const dir = await Deno.makeTempDir({ prefix: "deflow-train-shiftlr-" });
+  try {
+    const one = await train(base({ iterations: 1, shiftLrMultiple: 0 }));
+    const three = await train(base({ iterations: 3, shiftLrMultiple: 0, outDir: dir }));
+    const [a, b] = [await leafValues(one.params), await leafValues(three.params)];
+    let moved = 0;
+    for (const [path, v] of a) {
+      if (!isTrainablePath(path)) continue;
+      const same = v.every((x, i) => x === b.get(path)![i]);
+      if (path.startsWith("shifts.") || path.startsWith("shiftScales.")) {
+        assert.ok(same, `${path} changed with shiftLrMultiple 0`);
+      } else if (!same) moved++;
+    }
+    assert.ok(moved > 10, `only ${moved} other leaves moved`);
+    const run = JSON.parse(await Deno.readTextFile(`${dir}/loss.json`)).run;
+    assert.equal(run.shiftLrMultiple, 0);
+    assert.equal(run.cropAlign, 4, "default crop alignment is 2^levels");
+    for (const r of [one, three]) tf.dispose(flattenParams(r.params).map((n) => n.tensor));
+    await assert.rejects(
+      () => train(base({ iterations: 1, shiftLrMultiple: -1 })),
+      /shiftLrMultiple must be a finite number ≥ 0, got -1/,
+    );
+    await assert.rejects(
+      () => train(base({ iterations: 1, cropAlign: 5 })),
+      /crop 16 must be a multiple of cropAlign 5/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("train: interrupted + resumed run equals the uninterrupted one", async () => {

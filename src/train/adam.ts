@@ -36,6 +36,12 @@ export interface AdamOptions {
   readonly beta2?: number;
   /** Added to the bias-corrected √v̂ in the denominator (default 1e-8). */
   readonly eps?: number;
+  /**
+   * A multiple of `lr` per trainable leaf, by its path (default: 1 for every leaf). Adam's
+   * step is about `lr` per coordinate whatever the gradient's size, so a leaf that must
+   * travel far in a short run (see `TrainOptions.shiftLrMultiple`) gets a larger multiple.
+   */
+  readonly lrMultiple?: (path: string) => number;
 }
 
 /**
@@ -179,9 +185,12 @@ export const adamStep = <P extends ParamTree>(
     const vs: tf.Tensor[] = [];
     named.forEach((n, i) => {
       const gi = g[i];
+      const k = options.lrMultiple?.(n.path) ?? 1;
+      checkHyper(`lrMultiple("${n.path}")`, k, Number.isFinite(k) && k >= 0, "a finite number ≥ 0");
       const m = tf.add(tf.mul(state.m[i], b1), tf.mul(gi, c1));
       const v = tf.add(tf.mul(state.v[i], b2), tf.mul(tf.square(gi), c2));
-      const p = tf.sub(n.tensor, tf.div(tf.mul(m, ss), tf.add(tf.sqrt(v), eh)));
+      const stepI = k === 1 ? ss : tf.mul(ss, k);
+      const p = tf.sub(n.tensor, tf.div(tf.mul(m, stepI), tf.add(tf.sqrt(v), eh)));
       ps.push(p);
       ms.push(m);
       vs.push(v);

@@ -77,6 +77,7 @@ export const trainDefaults: {
   readonly maxSkips: number;
   readonly clipNorm: number;
   readonly emaDecay: number;
+  readonly shiftLrMultiple: number;
 } = {
   batch: 8,
   crop: 64,
@@ -86,6 +87,7 @@ export const trainDefaults: {
   maxSkips: 100,
   clipNorm: 100,
   emaDecay: 0.98,
+  shiftLrMultiple: 1,
 };
 
 /** What the loop reports after every step, at checkpoints and at the end. */
@@ -151,6 +153,14 @@ export interface TrainOptions {
   readonly lr?: number;
   /** Fractions of the run where the rate halves (default [0.5, 0.75, 0.9, 0.95]). */
   readonly milestones?: readonly number[];
+  /**
+   * The latent shifts' parameters (`μ`, `M` and the scale heads `a(h)`) learn at this
+   * multiple of the learning rate (default 1; resuming: the checkpoint's). Adam moves
+   * each coordinate by about the learning rate per step, so in a run of a few thousand
+   * steps `M` (entries of order 1, set from the initial flow's latents) can travel only
+   * a few tenths, while the flow it must match keeps changing.
+   */
+  readonly shiftLrMultiple?: number;
   /** Seed of all randomness (default 0; resuming: the checkpoint's). */
   readonly seed?: number;
   /** Where checkpoints, loss.json and loss.png go (none written when omitted). */
@@ -217,6 +227,8 @@ export interface RunSettings {
   readonly lr: number;
   /** Milestone fractions. */
   readonly milestones: readonly number[];
+  /** Learning-rate multiple of the latent shifts' parameters (1 in older checkpoints). */
+  readonly shiftLrMultiple: number;
   /** Gradient clip. */
   readonly clipNorm: number;
 }
@@ -231,7 +243,7 @@ const RunSettingsCodec = t.intersection([
     milestones: t.array(t.number),
     clipNorm: t.number,
   }),
-  t.partial({ cropAlign: t.number }),
+  t.partial({ cropAlign: t.number, shiftLrMultiple: t.number }),
 ], "RunSettings");
 
 const NullableNumber = t.union([t.number, t.null]);
@@ -312,6 +324,8 @@ const resolveSettings = (
     cropAlign: o.cropAlign ?? (saved ? saved.cropAlign ?? 1 : sizeMultiple(config)),
     lr: o.lr ?? saved?.lr ?? trainDefaults.lr,
     milestones: [...(o.milestones ?? saved?.milestones ?? trainDefaults.milestones)],
+    shiftLrMultiple: o.shiftLrMultiple ?? saved?.shiftLrMultiple ??
+      (saved ? 1 : trainDefaults.shiftLrMultiple),
     clipNorm: o.clipNorm ?? saved?.clipNorm ?? trainDefaults.clipNorm,
   };
   checkInt("seed", s.seed, -(2 ** 31));
@@ -319,6 +333,9 @@ const resolveSettings = (
   checkInt("batch", s.batch, 1);
   checkInt("crop", s.crop, 1);
   checkInt("cropAlign", s.cropAlign, 1);
+  if (!(Number.isFinite(s.shiftLrMultiple) && s.shiftLrMultiple >= 0)) {
+    fail(`shiftLrMultiple must be a finite number ≥ 0, got ${s.shiftLrMultiple}`);
+  }
   if (!(Number.isFinite(s.lr) && s.lr >= 0)) fail(`lr must be a finite number ≥ 0, got ${s.lr}`);
   if (!(Number.isFinite(s.clipNorm) && s.clipNorm >= 0)) {
     fail(`clipNorm must be a finite number ≥ 0, got ${s.clipNorm}`);
@@ -408,6 +425,10 @@ const writeArtifacts = async (
   if (loop.history.length > 0) await writePng(`${outDir}/loss.png`, lossPlot(loop.history));
   return path;
 };
+
+/** `k` for the latent shifts' leaves (`shifts.*`, `shiftScales.*`), 1 for the rest. */
+const shiftLrMultiple = (k: number) => (path: string): number =>
+  path.startsWith("shifts.") || path.startsWith("shiftScales.") ? k : 1;
 
 const ema = (prev: number, v: number, decay: number): number =>
   !Number.isFinite(v) ? prev : Number.isFinite(prev) ? decay * prev + (1 - decay) * v : v;
@@ -674,6 +695,9 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
           lr,
           seed: foldIn(loop.stepSeed, step),
           clipNorm: run.clipNorm,
+          ...(run.shiftLrMultiple !== 1
+            ? { lrMultiple: shiftLrMultiple(run.shiftLrMultiple) }
+            : {}),
         });
       } finally {
         tf.dispose([draw.batch.x, draw.batch.degradedMask]);

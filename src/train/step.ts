@@ -54,6 +54,8 @@ export interface StepOptions {
   readonly seed: number;
   /** Clip the global gradient norm to this value (default 100; 0 disables). */
   readonly clipNorm?: number;
+  /** Multiple of `lr` per trainable leaf path (default 1 for all, see `AdamOptions`). */
+  readonly lrMultiple?: (path: string) => number;
 }
 
 const meanWhere = (values: Float32Array, mask: Float32Array, want: number): number => {
@@ -145,7 +147,10 @@ export const trainStep = async (
     return { state, ...summary, skipped: true };
   }
   const clipped = clipGrads(grads, options.clipNorm ?? 100);
-  const next = adamStep(state.params, clipped, state.adam, { lr: options.lr });
+  const next = adamStep(state.params, clipped, state.adam, {
+    lr: options.lr,
+    ...(options.lrMultiple ? { lrMultiple: options.lrMultiple } : {}),
+  });
   if (clipped !== grads) tf.dispose(clipped);
   tf.dispose(grads);
   tf.dispose(trainableParams(state.params).map((n) => n.tensor));
