@@ -106,6 +106,9 @@ interface FamilyResult {
   readonly config: ModelConfig;
   readonly batch: number;
   readonly crop: number;
+  /** Crop-corner grid and shift learning-rate multiple of the run (older results lack them). */
+  readonly cropAlign?: number;
+  readonly shiftLrMultiple?: number;
   readonly curve?: readonly CurvePoint[];
 }
 
@@ -187,6 +190,9 @@ const runFamily = async (name: string): Promise<void> => {
     await Deno.remove(snap.path);
     log(`curve: evaluated step ${snap.step}`);
   }
+  // The run's settings as the trainer resolved them (loss.json), for the report.
+  const ran = JSON.parse(await Deno.readTextFile(`${dir}/loss.json`)).run;
+  const runExtras = { cropAlign: ran.cropAlign, shiftLrMultiple: ran.shiftLrMultiple };
   const res: FamilyResult = {
     family: name,
     summary: family.summary,
@@ -204,6 +210,7 @@ const runFamily = async (name: string): Promise<void> => {
     config,
     batch,
     crop,
+    ...runExtras,
     ...(curvePoints.length > 0
       ? {
         curve: [
@@ -236,7 +243,13 @@ const curveTable = (r: FamilyResult): string[] => {
   const keys = ["noiseLevel", "flatNoise", "spectrum", "patchCov", "pairedSpectrum"] as const;
   const label = (k: string) => distanceLabels.find(([key]) => key === k)?.[1] ?? k;
   return [
-    `Fidelity against training wall clock (batch ${r.batch}, crop ${r.crop}; intermediate ` +
+    `Fidelity against training wall clock (batch ${r.batch}, crop ${r.crop}${
+      r.cropAlign !== undefined ? ` on a ${r.cropAlign}-pixel grid` : ""
+    }${
+      r.shiftLrMultiple !== undefined && r.shiftLrMultiple !== 1
+        ? `, shift learning rate ×${r.shiftLrMultiple}`
+        : ""
+    }; intermediate ` +
     "points use the full run's learning-rate schedule):",
     "",
     `| step | train min | beats white | ${keys.map(label).join(" | ")} |`,

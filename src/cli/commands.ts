@@ -83,8 +83,12 @@ export interface TrainArgs {
   readonly batch?: number;
   /** Crop side. */
   readonly crop?: number;
+  /** Crop-corner grid. */
+  readonly "crop-align"?: number;
   /** Base learning rate. */
   readonly lr?: number;
+  /** Learning-rate multiple of the latent shifts. */
+  readonly "shift-lr"?: number;
   /** Seed. */
   readonly seed?: number;
   /** Normalise the degraded domain. */
@@ -127,7 +131,18 @@ export const trainSpec: CommandSpec = {
     },
     batch: { codec: intArg(1), value: "N", help: "batch size (default 8)" },
     crop: { codec: intArg(1), value: "N", help: "crop side, a multiple of 2^levels (default 64)" },
+    "crop-align": {
+      codec: intArg(1),
+      value: "N",
+      help: "crop corners on multiples of N pixels (default 2^levels, the flow's block grid)",
+    },
     lr: { codec: numRangeArg(0, 1), value: "X", help: "base learning rate (default 5e-4)" },
+    "shift-lr": {
+      codec: numRangeArg(0, 1000),
+      value: "K",
+      help:
+        `learning-rate multiple of the latent shifts (default ${trainDefaults.shiftLrMultiple})`,
+    },
     seed: { codec: intArg(0, 0xffffffff), value: "S", help: "random seed (default 0)" },
     normalize: {
       codec: flagArg,
@@ -352,7 +367,9 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
       iterations: a.iterations ?? (a.resume ? undefined : DEFAULT_ITERATIONS),
       batch: a.batch,
       crop: a.crop,
+      cropAlign: a["crop-align"],
       lr: a.lr,
+      shiftLrMultiple: a["shift-lr"],
       seed: a.seed,
       outDir,
       checkpointEvery: a["checkpoint-every"],
