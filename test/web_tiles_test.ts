@@ -33,13 +33,21 @@ Deno.test("web tiles: cliImageSeed hashes the file stem (FNV-1a)", () => {
   assert.equal(cliImageSeed(7, "dir/coffee.png"), foldIn(7, hash32("coffee")));
 });
 
-Deno.test("web tiles: the plan covers every pixel exactly once", () => {
-  for (const [h, w, tile, ov] of [[70, 45, 32, 4], [32, 32, 32, 4], [5, 300, 64, 8]]) {
+Deno.test("web tiles: the plan covers every pixel once, windows on the 2^levels grid", () => {
+  const cases = [[70, 45, 32, 4], [32, 32, 32, 4], [5, 300, 64, 8], [77, 91, 37, 5], [
+    40,
+    90,
+    30,
+    3,
+  ]];
+  for (const [h, w, tile, ov] of cases) {
     const seen = new Uint8Array(h * w);
     const tiles = planTiles(h, w, 8, tile, ov);
     for (const t of tiles) {
       assert.ok(t.height % 8 === 0 && t.width % 8 === 0);
       assert.ok(t.height >= t.y1 - t.y0 + 2 * t.overlap);
+      // The window's corner sits on the image's block grid (the flow's squeeze phase).
+      assert.ok((t.y0 - t.overlap) % 8 === 0 && (t.x0 - t.overlap) % 8 === 0, JSON.stringify(t));
       for (let y = t.y0; y < t.y1; y++) for (let x = t.x0; x < t.x1; x++) seen[y * w + x]++;
     }
     assert.ok(seen.every((v) => v === 1), `${h}×${w}: pixels covered ≠ once`);

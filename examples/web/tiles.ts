@@ -9,7 +9,8 @@
  * `reflectWindow` and degraded by `degrade` as a single tile, with a seed chosen so that
  * the single tile's own seed, `foldIn(foldIn(S, 0), 0)`, is the seed the whole-image call
  * gives that tile (`foldIn` is a bijection of its seed, see {@linkcode unfoldIn}). The
- * tile plan mirrors `degrade`'s; `test/web_tiles_test.ts` checks the two agree exactly.
+ * tile plan is `degrade`'s own (`src/model/tiles.ts`); `test/web_tiles_test.ts` checks the
+ * two agree exactly.
  *
  * @module
  */
@@ -17,62 +18,9 @@ import { tf } from "../../src/tf.ts";
 import { foldIn } from "../../src/core/random.ts";
 import { sizeMultiple } from "../../src/model/layout.ts";
 import { degrade, reflectWindow, type Sampler } from "../../src/model/sample.ts";
+import { planTiles } from "../../src/model/tiles.ts";
 
-/** One tile: its core (output rectangle) and the window around it that is degraded. */
-export interface Tile {
-  /** Tile index, row-major (the `t` of the tile's seed). */
-  readonly index: number;
-  /** Core rows `[y0, y1)`. */
-  readonly y0: number;
-  /** End row of the core (exclusive). */
-  readonly y1: number;
-  /** Core columns `[x0, x1)`. */
-  readonly x0: number;
-  /** End column of the core (exclusive). */
-  readonly x1: number;
-  /** Context on each side (0 when the image is a single tile). */
-  readonly overlap: number;
-  /** Window height (a multiple of the model's size multiple). */
-  readonly height: number;
-  /** Window width. */
-  readonly width: number;
-}
-
-const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
-
-/** The tiles `degrade` uses for an `h`×`w` image (tile side and context as its options). */
-export const planTiles = (
-  h: number,
-  w: number,
-  multiple: number,
-  tile = 512,
-  overlap = 16,
-): Tile[] => {
-  const side = Math.max(tile, multiple);
-  const core = Math.max(multiple, side - 2 * overlap);
-  const single = h <= side && w <= side;
-  const ov = single ? 0 : overlap;
-  const coreH = single ? h : core;
-  const coreW = single ? w : core;
-  const tiles: Tile[] = [];
-  for (let y0 = 0; y0 < h; y0 += coreH) {
-    const y1 = Math.min(h, y0 + coreH);
-    for (let x0 = 0; x0 < w; x0 += coreW) {
-      const x1 = Math.min(w, x0 + coreW);
-      tiles.push({
-        index: tiles.length,
-        y0,
-        y1,
-        x0,
-        x1,
-        overlap: ov,
-        height: roundUp(y1 - y0 + 2 * ov, multiple),
-        width: roundUp(x1 - x0 + 2 * ov, multiple),
-      });
-    }
-  }
-  return tiles;
-};
+export { planTiles, type Tile } from "../../src/model/tiles.ts";
 
 const inverseOdd = (a: number): number => {
   // Newton's iteration for the inverse of an odd number modulo 2³².

@@ -15,6 +15,7 @@
  * @module
  */
 import { tf } from "../tf.ts";
+import { planTiles } from "./tiles.ts";
 import type { Shape4 } from "../core/bijector.ts";
 import { foldIn, tfSeed } from "../core/random.ts";
 import { latentShift, type ShiftStats } from "../layers/latentShift.ts";
@@ -84,9 +85,9 @@ export interface SampleOptions {
   readonly seed?: number;
   /** Number of independent samples per image (default 1). */
   readonly samples?: number;
-  /** Tile side in pixels, including overlap (default 512). */
+  /** Tile side in pixels, including overlap (default 512; cores are whole 2^levels blocks). */
   readonly tile?: number;
-  /** Context pixels on each side of a tile's core (default 16). */
+  /** Context pixels on each side of a tile's core (default 16; rounded up to 2^levels). */
   readonly overlap?: number;
   /**
    * Translate at a dequantised point of the input (default true): the model is a density
@@ -130,8 +131,6 @@ export const reflectWindow = (
     return tf.gather(tf.gather(x, rows, 1), cols, 2) as tf.Tensor4D;
   });
 
-const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
-
 /** Uniform dequantisation offsets `(U − ½)/bins` of a window (seeded). */
 const dequantOffset = (shape: readonly number[], bins: number, seed: number): tf.Tensor4D =>
   tf.tidy(() =>
@@ -140,7 +139,7 @@ const dequantOffset = (shape: readonly number[], bins: number, seed: number): tf
 
 type TileFn = (window: tf.Tensor4D, seed: number) => tf.Tensor4D;
 
-/** Run `fn` over overlapping tiles of `x` and assemble the cores. */
+/** Run `fn` over overlapping tiles of `x` (see `tiles.ts`) and assemble the cores. */
 const tiled = (
   x: tf.Tensor4D,
   multiple: number,
@@ -150,30 +149,27 @@ const tiled = (
   fn: TileFn,
 ): tf.Tensor4D =>
   tf.tidy(() => {
-    const [, h, w] = x.shape;
-    const core = Math.max(multiple, tile - 2 * overlap);
-    const single = h <= tile && w <= tile;
-    const ov = single ? 0 : overlap;
-    const coreH = single ? h : core;
-    const coreW = single ? w : core;
+    const plan = planTiles(x.shape[1], x.shape[2], multiple, tile, overlap);
     const rows: tf.Tensor4D[] = [];
-    let t = 0;
-    for (let y0 = 0; y0 < h; y0 += coreH) {
-      const y1 = Math.min(h, y0 + coreH);
-      const cols: tf.Tensor4D[] = [];
-      for (let x0 = 0; x0 < w; x0 += coreW) {
-        const x1 = Math.min(w, x0 + coreW);
-        const wh = roundUp(y1 - y0 + 2 * ov, multiple);
-        const ww = roundUp(x1 - x0 + 2 * ov, multiple);
-        const top = y0 - ov;
-        const left = x0 - ov;
-        const win = reflectWindow(x, top, top + wh, left, left + ww);
-        const s = foldIn(seed, t++);
-        // Free each tile's intermediates before the next tile.
-        cols.push(tf.tidy(() => tf.slice(fn(win, s), [0, ov, ov, 0], [-1, y1 - y0, x1 - x0, -1])));
+    let cols: tf.Tensor4D[] = [];
+    plan.forEach((t, i) => {
+      const top = t.y0 - t.overlap;
+      const left = t.x0 - t.overlap;
+      const win = reflectWindow(x, top, top + t.height, left, left + t.width);
+      // Free each tile's intermediates before the next tile.
+      cols.push(tf.tidy(() =>
+        tf.slice(fn(win, foldIn(seed, t.index)), [0, t.overlap, t.overlap, 0], [
+          -1,
+          t.y1 - t.y0,
+          t.x1 - t.x0,
+          -1,
+        ])
+      ));
+      if (i === plan.length - 1 || plan[i + 1].y0 !== t.y0) {
+        rows.push(cols.length === 1 ? cols[0] : tf.concat(cols, 2));
+        cols = [];
       }
-      rows.push(cols.length === 1 ? cols[0] : tf.concat(cols, 2));
-    }
+    });
     return rows.length === 1 ? rows[0] : tf.concat(rows, 1);
   });
 
