@@ -116,13 +116,28 @@ export const families: readonly Family[] = [
   },
 ];
 
-/** The family named `name`, or an error listing the names. */
+/**
+ * Diagnostic families, run only when named (`--family none`): `none` leaves the degraded
+ * domain's photos as they are, so whatever DeFlow adds to a clean image is the content
+ * difference between the two photo collections that its shift absorbed, not a degradation.
+ */
+export const diagnosticFamilies: readonly Family[] = [
+  {
+    name: "none",
+    summary: "no degradation: the degraded domain is the other scenes' photos as they are " +
+      "(DeFlow's noise here is the collections' content difference absorbed by the shift)",
+    heldOut: false,
+    whiteIsTrue: false,
+    make: () => quantize8(),
+  },
+];
+
+/** The family named `name` (suite or diagnostic), or an error listing the names. */
 export const familyByName = (name: string): Family => {
-  const f = families.find((x) => x.name === name);
+  const all = [...families, ...diagnosticFamilies];
+  const f = all.find((x) => x.name === name);
   if (!f) {
-    throw new Error(
-      `unknown family "${name}" (one of ${families.map((x) => x.name).join(", ")})`,
-    );
+    throw new Error(`unknown family "${name}" (one of ${all.map((x) => x.name).join(", ")})`);
   }
   return f;
 };
