@@ -2,7 +2,7 @@
  * The downstream proof (`deno task proof [--quick] [--family a,b,c] [--models DIR]
  * [--steps N] [--out out/proof]`): the paper's Tables 1–2 in miniature.
  *
- * For each degradation family (default grain, smooth-jpeg, poisson and the held-out
+ * For each degradation family (default grain, smooth-jpeg, poisson, jpeg and the held-out
  * camera): the same small residual CNN denoiser (`examples/proof/restorer.ts`), from the
  * same initialisation, for the same steps on the same batches of clean crops of the
  * **clean-domain** photos, is trained on inputs made by (a) no degradation, (b) fitted
@@ -59,7 +59,7 @@ import {
 import { readFamilyResults, runFamilyWorkers } from "./fidelity/workers.ts";
 
 /** The default families: three tuning families and one held-out family. */
-const DEFAULT_FAMILIES = ["grain", "smooth-jpeg", "poisson", "camera"];
+const DEFAULT_FAMILIES = ["grain", "smooth-jpeg", "poisson", "jpeg", "camera"];
 
 const { values: args } = parseArgs({
   args: Deno.args,

@@ -134,7 +134,7 @@ export const trainSpec: CommandSpec = {
     "crop-align": {
       codec: intArg(1),
       value: "N",
-      help: "crop corners on multiples of N pixels (default 2^levels, the flow's block grid)",
+      help: "crop corners on multiples of N pixels (default 1; 2^levels = the flow's block grid)",
     },
     lr: { codec: numRangeArg(0, 1), value: "X", help: "base learning rate (default 5e-4)" },
     "shift-lr": {
