@@ -10,7 +10,11 @@
  * - the noise of one latent at a time (which level carries the noise, and how strongly each
  *   level's noise survives in flat regions);
  * - samples of the degraded model's own prior `z ~ N(μ, I + a²·MMᵀ)` decoded at `h(x)`, and
- *   of the clean prior `N(0, I)` (is a bias in the model itself or in the translation?).
+ *   of the clean prior `N(0, I)` (is a bias in the model itself or in the translation?);
+ * - per latent, the size of the learned shift (rms of `M`, |μ|) and the variance of the real
+ *   degradation's latents relative to the clean crops' (generalised eigenvalues of the two
+ *   latent covariances, same scenes): ratios below 1 are directions where the degradation
+ *   removes detail, which the shift `N(μ, I + a²·MMᵀ)` cannot represent.
  *
  * @module
  */
@@ -35,6 +39,14 @@ import { latentShift } from "../../src/layers/latentShift.ts";
 import { flatRegionNoise } from "../../src/eval/structure.ts";
 import { degradeImages } from "../../src/degrade/types.ts";
 import { cropsOf, defaultSplit, loadCollections } from "./scenes.ts";
+import {
+  cholesky,
+  inverse,
+  matmul,
+  matrix,
+  symmetricEigen,
+  transpose,
+} from "../../src/linalg/dense.ts";
 import { familyByName } from "./families.ts";
 
 const [checkpoint, familyName] = Deno.args;
@@ -144,4 +156,60 @@ for (const which of ["clean prior N(0, I)", "degraded prior N(μ, I + a²MMᵀ)"
   row(which, describe(await toImages(y)));
 }
 disposeInverses(inv);
+
+/** Per-pixel-vector covariance of a latent `[N, H, W, C]` (float64, row-major C×C). */
+const latentCov = async (z: tf.Tensor4D): Promise<Float64Array> => {
+  const c = z.shape[3];
+  const v = (await z.data()) as Float32Array;
+  const n = v.length / c;
+  const mean = new Float64Array(c);
+  for (let k = 0; k < v.length; k++) mean[k % c] += v[k] / n;
+  const cov = new Float64Array(c * c);
+  for (let p = 0; p < n; p++) {
+    for (let i = 0; i < c; i++) {
+      const a = v[p * c + i] - mean[i];
+      for (let j = 0; j < c; j++) cov[i * c + j] += (a * (v[p * c + j] - mean[j])) / n;
+    }
+  }
+  return cov;
+};
+const yReal = imagesToTensor(real);
+const encodeAll = (img: tf.Tensor4D) =>
+  tf.tidy(() => {
+    const cond = conditionInput(img, {
+      factor: config.conditionFactor,
+      noiseStd: config.conditionNoise,
+      seed: 3,
+    });
+    const feats = levelFeatures(P, config, cond, img.shape[1], img.shape[2]);
+    return encodeWithFeatures(P, config, img, feats).latents;
+  });
+const [zx, zy] = [encodeAll(x), encodeAll(yReal)];
+for (let l = 0; l < zx.length; l++) {
+  const c = zx[l].shape[3];
+  const cx = matrix(c, c, await latentCov(zx[l]));
+  const cy = matrix(c, c, await latentCov(zy[l]));
+  const li = inverse(cholesky(cx));
+  const g = matmul(matmul(li, cy), transpose(li));
+  const sym = matrix(
+    c,
+    c,
+    Array.from(g.data, (v, k) => (v + g.data[(k % c) * c + Math.floor(k / c)]) / 2),
+  );
+  const ratios = Array.from(symmetricEigen(sym).values).sort((a, b) => a - b);
+  const m = (await P.shifts[l].m.data()) as Float32Array;
+  const mu = (await P.shifts[l].mu.data()) as Float32Array;
+  const rms = Math.sqrt(m.reduce((a, v) => a + v * v, 0) / c);
+  const norm = Math.sqrt(mu.reduce((a, v) => a + v * v, 0));
+  row(
+    `latent ${l} (${c} channels)`,
+    `shift rms(M) ${rms.toFixed(3)} |μ| ${norm.toFixed(3)}; real/clean latent variance ratio ` +
+      `min ${ratios[0].toFixed(2)} median ${ratios[Math.floor(c / 2)].toFixed(2)} max ${
+        ratios[c - 1].toFixed(2)
+      }, ${ratios.filter((r) => r < 0.8).length} directions < 0.8, ${
+        ratios.filter((r) => r > 1.25).length
+      } > 1.25`,
+  );
+}
+tf.dispose([...zx, ...zy, yReal]);
 x.dispose();
