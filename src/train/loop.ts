@@ -145,7 +145,7 @@ export interface TrainOptions {
    * anchored at the image origin (JPEG's 8×8 blocks, applied to whole photos) meets the
    * flow's squeeze grid at one phase in every training crop and when `degrade` runs on a
    * whole image, instead of at all 64 phases: measured, the degraded domain's NLL drops by
-   * 0.09–0.10 bits/dim on JPEG degradations, but the samples' statistics did not improve
+   * 0.10–0.12 bits/dim on JPEG degradations, but the samples' statistics did not improve
    * consistently, so it is not the default (see the README's _Fidelity_).
    */
   readonly cropAlign?: number;
