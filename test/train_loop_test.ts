@@ -51,14 +51,18 @@ const photo = (w: number, h: number, seed: number, noise: number): RgbImage => {
   return rgbImage(w, h, d);
 };
 
-/** Brute-force reference: does `crop` (NHWC sample k) equal a crop of `im`, flipped or not? */
-const matchCrop = (
+/**
+ * Brute-force reference: every `{ top, left, flip }` at which sample `k` (NHWC, `size`²)
+ * equals a (possibly horizontally flipped) crop of `im`.
+ */
+const cropMatches = (
   data: Float32Array,
   k: number,
   size: number,
   im: RgbImage,
-): { flip: boolean } | null => {
+): { top: number; left: number; flip: boolean }[] => {
   const base = k * size * size * 3;
+  const found: { top: number; left: number; flip: boolean }[] = [];
   for (const flip of [false, true]) {
     for (let top = 0; top + size <= im.height; top++) {
       for (let left = 0; left + size <= im.width; left++) {
@@ -66,21 +70,17 @@ const matchCrop = (
         for (let y = 0; y < size && ok; y++) {
           for (let x = 0; x < size && ok; x++) {
             const sx = flip ? left + size - 1 - x : left + x;
-            for (let c = 0; c < 3; c++) {
-              if (
-                data[base + (y * size + x) * 3 + c] !== im.data[((top + y) * im.width + sx) * 3 + c]
-              ) {
-                ok = false;
-                break;
-              }
+            for (let c = 0; c < 3 && ok; c++) {
+              ok = data[base + (y * size + x) * 3 + c] ===
+                im.data[((top + y) * im.width + sx) * 3 + c];
             }
           }
         }
-        if (ok) return { flip };
+        if (ok) found.push({ top, left, flip });
       }
     }
   }
-  return null;
+  return found;
 };
 
 Deno.test("sampler: crops come from the right domain, pure and deterministic", async () => {
@@ -108,7 +108,7 @@ Deno.test("sampler: crops come from the right domain, pure and deterministic", a
     const src = Math.floor(xa[k * 75]);
     assert.equal(ma[k], src >= 2 ? 1 : 0, `sample ${k}: mask vs source image ${src}`);
     const im = [...clean, ...degraded][src];
-    const m = matchCrop(xa, k, 5, im);
+    const [m] = cropMatches(xa, k, 5, im);
     assert.ok(m, `sample ${k} is not a crop of image ${src}`);
     if (m.flip) flips++;
   }
@@ -121,30 +121,6 @@ Deno.test("sampler: crops come from the right domain, pure and deterministic", a
   tf.dispose([c.batch.x, c.batch.degradedMask]);
   assert.equal(tf.memory().numTensors, before);
 });
-
-/** Every (top, left) at which sample `k` equals a (possibly flipped) crop of `im`. */
-const cropCorners = (data: Float32Array, k: number, size: number, im: RgbImage): number[][] => {
-  const base = k * size * size * 3;
-  const found: number[][] = [];
-  for (const flip of [false, true]) {
-    for (let top = 0; top + size <= im.height; top++) {
-      for (let left = 0; left + size <= im.width; left++) {
-        let ok = true;
-        for (let y = 0; y < size && ok; y++) {
-          for (let x = 0; x < size && ok; x++) {
-            const sx = flip ? left + size - 1 - x : left + x;
-            for (let c = 0; c < 3 && ok; c++) {
-              ok = data[base + (y * size + x) * 3 + c] ===
-                im.data[((top + y) * im.width + sx) * 3 + c];
-            }
-          }
-        }
-        if (ok) found.push([top, left]);
-      }
-    }
-  }
-  return found;
-};
 
 Deno.test("sampler: align puts every crop corner on the grid, over all of it", async () => {
   await useBackend("wasm");
@@ -159,9 +135,9 @@ Deno.test("sampler: align puts every crop corner on the grid, over all of it", a
   const corners = new Set<string>();
   for (let k = 0; k < 60; k++) {
     const im = mask[k] > 0.5 ? degraded[0] : clean[0];
-    const at = cropCorners(x, k, 8, im);
+    const at = cropMatches(x, k, 8, im);
     assert.equal(at.length, 1, `sample ${k} matches ${at.length} crops`);
-    const [top, left] = at[0];
+    const { top, left } = at[0];
     assert.ok(top % 4 === 0 && left % 4 === 0, `sample ${k} at (${top}, ${left})`);
     corners.add(`${mask[k]}:${top},${left}`);
   }
@@ -176,7 +152,7 @@ Deno.test("sampler: align puts every crop corner on the grid, over all of it", a
   ];
   let offGrid = 0;
   for (let k = 0; k < 60; k++) {
-    const [top, left] = cropCorners(xu, k, 8, mu[k] > 0.5 ? degraded[0] : clean[0])[0];
+    const { top, left } = cropMatches(xu, k, 8, mu[k] > 0.5 ? degraded[0] : clean[0])[0];
     if (top % 4 !== 0 || left % 4 !== 0) offGrid++;
   }
   assert.ok(offGrid > 30, `${offGrid} of 60 unaligned crops are off the grid`);
@@ -339,6 +315,16 @@ Deno.test("train: shiftLrMultiple 0 freezes the latent shifts, the run settings 
     const run = JSON.parse(await Deno.readTextFile(`${dir}/loss.json`)).run;
     assert.equal(run.shiftLrMultiple, 0);
     assert.equal(run.cropAlign, 1, "crops start anywhere by default");
+    await assert.rejects(
+      () =>
+        train(base({
+          iterations: 4,
+          outDir: dir,
+          resumeFrom: `${dir}/checkpoint.safetensors`,
+          cropAlign: 2,
+        })),
+      /cropAlign 2 differs from the run's 1/,
+    );
     for (const r of [one, three]) tf.dispose(flattenParams(r.params).map((n) => n.tensor));
     await assert.rejects(
       () => train(base({ iterations: 1, shiftLrMultiple: -1 })),

@@ -323,11 +323,12 @@ const resolveSettings = (
     iterations: iterations!,
     batch: o.batch ?? saved?.batch ?? trainDefaults.batch,
     crop: o.crop ?? saved?.crop ?? trainDefaults.crop,
-    cropAlign: o.cropAlign ?? saved?.cropAlign ?? trainDefaults.cropAlign,
+    // Checkpoints written before an option existed were trained with 1.
+    cropAlign: o.cropAlign ?? (saved ? saved.cropAlign ?? 1 : trainDefaults.cropAlign),
     lr: o.lr ?? saved?.lr ?? trainDefaults.lr,
     milestones: [...(o.milestones ?? saved?.milestones ?? trainDefaults.milestones)],
-    shiftLrMultiple: o.shiftLrMultiple ?? saved?.shiftLrMultiple ??
-      (saved ? 1 : trainDefaults.shiftLrMultiple),
+    shiftLrMultiple: o.shiftLrMultiple ??
+      (saved ? saved.shiftLrMultiple ?? 1 : trainDefaults.shiftLrMultiple),
     clipNorm: o.clipNorm ?? saved?.clipNorm ?? trainDefaults.clipNorm,
   };
   checkInt("seed", s.seed, -(2 ** 31));
@@ -465,15 +466,12 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
       }
       const saved = resumed.loop.run;
       const diffs: string[] = [];
-      for (const k of ["seed", "batch", "crop"] as const) {
+      const fixed = { ...saved, cropAlign: saved.cropAlign ?? 1 };
+      for (const k of ["seed", "batch", "crop", "cropAlign"] as const) {
         const v = options[k];
-        if (v !== undefined && v !== saved[k]) {
-          diffs.push(`${k} ${v} differs from the run's ${saved[k]}`);
+        if (v !== undefined && v !== fixed[k]) {
+          diffs.push(`${k} ${v} differs from the run's ${fixed[k]}`);
         }
-      }
-      const savedAlign = saved.cropAlign ?? 1;
-      if (options.cropAlign !== undefined && options.cropAlign !== savedAlign) {
-        diffs.push(`cropAlign ${options.cropAlign} differs from the run's ${savedAlign}`);
       }
       const savedData = resumed.loop.data;
       if (savedData !== undefined) {
@@ -673,6 +671,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
     });
   };
 
+  const lrMultiple = run.shiftLrMultiple !== 1 ? shiftLrMultiple(run.shiftLrMultiple) : undefined;
   let lr = lrAt(Math.min(loop.step, run.iterations - 1));
   let interrupted = false;
   try {
@@ -697,9 +696,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
           lr,
           seed: foldIn(loop.stepSeed, step),
           clipNorm: run.clipNorm,
-          ...(run.shiftLrMultiple !== 1
-            ? { lrMultiple: shiftLrMultiple(run.shiftLrMultiple) }
-            : {}),
+          ...(lrMultiple ? { lrMultiple } : {}),
         });
       } finally {
         tf.dispose([draw.batch.x, draw.batch.degradedMask]);
