@@ -70,6 +70,8 @@ export interface ModelConfigInput {
   readonly adaptiveShift?: boolean;
   /** See {@linkcode ModelConfig.additiveCoupling}. */
   readonly additiveCoupling?: boolean;
+  /** See {@linkcode ModelConfig.contractShift}. */
+  readonly contractShift?: boolean;
 }
 
 /** A finite number in `[min, max]` (`(min, max]` when `open`). */
@@ -114,6 +116,7 @@ export const ModelConfigCodec: t.Decoder<unknown, ModelConfigInput> = t.exact(
     conditionResidual: t.boolean,
     adaptiveShift: t.boolean,
     additiveCoupling: t.boolean,
+    contractShift: t.boolean,
   }),
   "ModelConfig",
 );
@@ -192,6 +195,17 @@ export interface ModelConfig {
    * so the parameters have the same layout either way.
    */
   readonly additiveCoupling: boolean;
+  /**
+   * The degraded latent may also be **narrower** than the clean one: `z_y = μ + G·(z_x + ũ)`
+   * with a learned symmetric contraction `G = (I + K·Kᵀ)⁻¹` per latent (see
+   * `src/layers/latentContraction.ts`). Default false. The paper's `z_y = z_x + u` can only
+   * add variance, so a degradation that removes detail (JPEG, blur) is learned as added
+   * noise; `G` shrinks the clean latent in the directions the degraded photos lack.
+   * `K` starts from the data (directions whose degraded variance is significantly lower)
+   * with `shiftDataInit`, else at `shiftInit / 10`. Checkpoints written before this field
+   * existed load with `false`.
+   */
+  readonly contractShift: boolean;
 }
 
 /** The default configuration: small enough to train on a 2-core CPU in minutes. */
@@ -213,6 +227,7 @@ export const defaultConfig: ModelConfig = {
   conditionResidual: true,
   adaptiveShift: true,
   additiveCoupling: false,
+  contractShift: false,
 };
 
 /** The sizes of the authors' configuration (NTIRE/AIM): L 3, K 16, hidden 64, RRDB 64/23/32. */
@@ -265,6 +280,7 @@ const FIELDS: readonly string[] = [
   "conditionResidual",
   "adaptiveShift",
   "additiveCoupling",
+  "contractShift",
 ];
 const ENCODER_FIELDS: readonly string[] = ["nf", "nb", "gc"];
 
@@ -372,7 +388,8 @@ export interface StoredTensorShape {
 /**
  * Decode a configuration stored in a checkpoint: as {@linkcode decodeConfig}, but fields
  * added after the checkpoint was written take the value that reproduces the old model
- * (`conditionResidual: false`, `adaptiveShift: false`), not today's default.
+ * (`conditionResidual: false`, `adaptiveShift: false`, `contractShift: false`), not today's
+ * default.
  *
  * `tensors` (the checkpoint's tensor list), when given, settle `injectorHidden`: before it
  * was used, the injector networks had `hidden` channels whatever the stored
@@ -389,6 +406,7 @@ export const decodeStoredConfig = (
       ? {
         conditionResidual: false,
         adaptiveShift: false,
+        contractShift: false,
         ...stored,
         ...(width === undefined ? {} : { injectorHidden: width }),
       }

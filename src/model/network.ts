@@ -16,6 +16,7 @@ import {
   type TransitionStepParams,
 } from "../layers/flowStep.ts";
 import { latentShift, type LatentShiftParams } from "../layers/latentShift.ts";
+import { initContraction, type LatentContractionParams } from "../layers/latentContraction.ts";
 import { split, type SplitParams } from "../layers/split.ts";
 import { squeeze } from "../layers/squeeze.ts";
 import { type EncoderParams, resizeFeatures, rrdbEncoder } from "./encoder.ts";
@@ -54,6 +55,11 @@ export type DeflowParams = {
    * order), else empty.
    */
   readonly shiftScales: readonly ShiftScaleParams[];
+  /**
+   * With `config.contractShift`, one contraction `G = (I + K·Kᵀ)⁻¹` of the degraded latent
+   * per latent (in latent order), else empty.
+   */
+  readonly shiftContractions: readonly LatentContractionParams[];
 };
 
 /** Channels of the conditioning features every flow step sees. */
@@ -90,6 +96,15 @@ export const initParams = (config: ModelConfig, seed: number): DeflowParams => {
     levels,
     shifts,
     shiftScales: config.adaptiveShift ? shifts.map(() => initShiftScale(cc)) : [],
+    shiftContractions: config.contractShift
+      ? latentChannels(config).map((c, i) =>
+        initContraction({
+          channels: c,
+          scale: config.shiftInit / 10,
+          seed: foldIn(shiftSeed, 100 + i),
+        })
+      )
+      : [],
   };
 };
 

@@ -16,6 +16,14 @@ import {
   type ShiftStats,
 } from "../layers/latentShift.ts";
 import { scaledLogProb, scaledPairedLogProb } from "../layers/scaledShift.ts";
+import {
+  type ContractionStats,
+  contractionToShift,
+  disposeContractionStats,
+  type LatentContractionParams,
+  prepareContraction,
+} from "../layers/latentContraction.ts";
+import { ShapeError } from "../core/errors.ts";
 import type { SpdStats } from "../linalg/spd.ts";
 import type { ModelConfig } from "./config.ts";
 import {
@@ -34,13 +42,60 @@ export const dequantize = (x: tf.Tensor4D, bins: number, seed: number): tf.Tenso
     tf.add(x, tf.div(tf.sub(tf.randomUniform(x.shape, 0, 1, "float32", tfSeed(seed)), 0.5), bins))
   );
 
-/** Float64 statistics of every latent shift (one async read of the `M` matrices). */
-export const prepareShifts = (params: DeflowParams): Promise<ShiftStats[]> =>
-  Promise.all(params.shifts.map((s) => latentShift.prepare(s)));
+/** A latent's prepared statistics, with its contraction's when the model has one. */
+export type WithContraction<S> = S & { readonly contraction?: ContractionStats };
 
-/** Dispose statistics from {@linkcode prepareShifts}. */
-export const disposeShiftStats = (stats: readonly SpdStats[]): void => {
-  for (const s of stats) latentShift.disposeStats(s);
+/** Float64 statistics of one latent's shift and, if any, its contraction. */
+export type ModelShiftStats = WithContraction<ShiftStats>;
+
+const withContraction = async <S extends object>(
+  base: Promise<S>,
+  c: LatentContractionParams | undefined,
+): Promise<WithContraction<S>> => {
+  const stats: S = await base;
+  const contraction = c ? await prepareContraction(c) : undefined;
+  return { ...stats, contraction };
+};
+
+/** Float64 statistics of every latent shift (one async read of the `M` and `K` matrices). */
+export const prepareShifts = (params: DeflowParams): Promise<ModelShiftStats[]> =>
+  Promise.all(
+    params.shifts.map((s, i) =>
+      withContraction(latentShift.prepare(s), params.shiftContractions[i])
+    ),
+  );
+
+/** Dispose statistics from {@linkcode prepareShifts} or {@linkcode preparePairedShifts}. */
+export const disposeShiftStats = (stats: readonly WithContraction<SpdStats>[]): void => {
+  for (const s of stats) {
+    latentShift.disposeStats(s);
+    if (s.contraction) disposeContractionStats(s.contraction);
+  }
+};
+
+/**
+ * The degraded latent in its shift's variables (`config.contractShift`: `w` and the
+ * per-sample log-det of the change of variables; else `z` and `null`).
+ */
+const throughContraction = (
+  params: DeflowParams,
+  config: ModelConfig,
+  stats: WithContraction<unknown>,
+  z: tf.Tensor4D,
+  i: number,
+): { readonly w: tf.Tensor4D; readonly logDet: tf.Tensor | null } => {
+  if (!config.contractShift) return { w: z, logDet: null };
+  const p = params.shiftContractions[i];
+  if (!p || !stats.contraction) {
+    throw new ShapeError(
+      `deflow: the config asks for contractShift but latent ${i} has no contraction ` +
+        `(parameters: ${params.shiftContractions.length}; statistics: ${
+          stats.contraction ? "yes" : "no"
+        })`,
+    );
+  }
+  const { w, logDetPerPosition } = contractionToShift(p, stats.contraction, z, params.shifts[i].mu);
+  return { w, logDet: tf.mul(logDetPerPosition, z.shape[1] * z.shape[2]) };
 };
 
 /** Per-sample log-likelihood terms in nats. */
@@ -55,18 +110,22 @@ export type LogLikelihood = {
 };
 
 const latentTerms = (
-  shifts: readonly LatentShiftParams[],
-  stats: readonly ShiftStats[],
+  params: DeflowParams,
+  config: ModelConfig,
+  stats: readonly ModelShiftStats[],
   latents: readonly tf.Tensor4D[],
   scales2: readonly tf.Tensor4D[] | null,
 ): { clean: tf.Tensor1D; degraded: tf.Tensor1D } => ({
   clean: sumLogDets(latents.map((z) => latentShift.logProbClean(z))),
   degraded: sumLogDets(
-    latents.map((z, i) =>
-      scales2
-        ? scaledLogProb(shifts[i], stats[i], z, scales2[i])
-        : latentShift.logProbDegraded(shifts[i], stats[i], z)
-    ),
+    latents.map((z, i) => {
+      const shifts: readonly LatentShiftParams[] = params.shifts;
+      const { w, logDet } = throughContraction(params, config, stats[i], z, i);
+      const base = scales2
+        ? scaledLogProb(shifts[i], stats[i], w, scales2[i])
+        : latentShift.logProbDegraded(shifts[i], stats[i], w);
+      return logDet ? tf.add(base, logDet) as tf.Tensor1D : base;
+    }),
   ),
 });
 
@@ -78,7 +137,7 @@ const latentTerms = (
 export const logLikelihood = (
   params: DeflowParams,
   config: ModelConfig,
-  stats: readonly ShiftStats[],
+  stats: readonly ModelShiftStats[],
   x: tf.Tensor4D,
   condInput: tf.Tensor4D,
 ): LogLikelihood =>
@@ -86,7 +145,7 @@ export const logLikelihood = (
     const feats = levelFeatures(params, config, condInput, x.shape[1], x.shape[2]);
     const { latents, logDet } = encodeWithFeatures(params, config, x, feats);
     const scales2 = latentShiftScales(params, config, feats, true);
-    const t = latentTerms(params.shifts, stats, latents, scales2);
+    const t = latentTerms(params, config, stats, latents, scales2);
     return { clean: tf.add(t.clean, logDet), degraded: tf.add(t.degraded, logDet) };
   });
 
@@ -108,7 +167,7 @@ export const bitsPerDim = (logp: tf.Tensor1D, dims: number, bins: number): tf.Te
 export const unpairedLoss = (
   params: DeflowParams,
   config: ModelConfig,
-  stats: readonly ShiftStats[],
+  stats: readonly ModelShiftStats[],
   x: tf.Tensor4D,
   condInput: tf.Tensor4D,
   degradedMask: tf.Tensor1D,
@@ -127,18 +186,23 @@ export const unpairedLoss = (
 export const preparePairedShifts = (
   params: DeflowParams,
   jitter = 1e-4,
-): Promise<PairedStats[]> =>
-  Promise.all(params.shifts.map((s) => latentShift.preparePaired(s, { jitter })));
+): Promise<WithContraction<PairedStats>[]> =>
+  Promise.all(
+    params.shifts.map((s, i) =>
+      withContraction(latentShift.preparePaired(s, { jitter }), params.shiftContractions[i])
+    ),
+  );
 
 /**
  * Paired conditional log-likelihood (eq. 5): `log p(y | x) = log|det ∂f/∂y| +
  * Σ_latents log N(f(y; h); f(x; h) + μ, Σ)` with `h = φ(x)` (`condInput`), per sample,
- * in nats. `pairedStats` from {@linkcode preparePairedShifts}.
+ * in nats. `pairedStats` from {@linkcode preparePairedShifts}. With `config.contractShift`
+ * the mean is `μ + G·f(x; h)` and the covariance `G·Σ·G`.
  */
 export const pairedLogLikelihood = (
   params: DeflowParams,
   config: ModelConfig,
-  pairedStats: readonly PairedStats[],
+  pairedStats: readonly WithContraction<PairedStats>[],
   x: tf.Tensor4D,
   y: tf.Tensor4D,
   condInput: tf.Tensor4D,
@@ -148,17 +212,19 @@ export const pairedLogLikelihood = (
     const ex = encodeWithFeatures(params, config, x, feats);
     const ey = encodeWithFeatures(params, config, y, feats);
     const scales2 = latentShiftScales(params, config, feats, true);
-    const terms = ey.latents.map((zy, i) =>
-      scales2
+    const terms = ey.latents.map((zy, i) => {
+      const { w, logDet } = throughContraction(params, config, pairedStats[i], zy, i);
+      const base = scales2
         ? scaledPairedLogProb(
           params.shifts[i],
           pairedStats[i],
-          zy,
+          w,
           ex.latents[i],
           scales2[i],
           pairedStats[i].ridge,
         )
-        : latentShift.pairedLogProb(params.shifts[i], pairedStats[i], zy, ex.latents[i])
-    );
+        : latentShift.pairedLogProb(params.shifts[i], pairedStats[i], w, ex.latents[i]);
+      return logDet ? tf.add(base, logDet) as tf.Tensor1D : base;
+    });
     return tf.add(sumLogDets(terms), ey.logDet) as tf.Tensor1D;
   });

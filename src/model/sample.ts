@@ -33,7 +33,8 @@ import {
   scaleLevels,
   withInverses,
 } from "./network.ts";
-import { disposeShiftStats, prepareShifts } from "./objective.ts";
+import { disposeShiftStats, type ModelShiftStats, prepareShifts } from "./objective.ts";
+import { contractSample, expandLatent } from "../layers/latentContraction.ts";
 
 /** Per-channel mean/std normalisation of the degraded domain (AIM-style, optional). */
 export type DomainNormalization = {
@@ -49,8 +50,8 @@ export interface Sampler {
   readonly config: ModelConfig;
   /** Parameters with every 1x1 convolution's inverse precomputed. */
   readonly params: DeflowParams;
-  /** Float64 statistics of every latent shift. */
-  readonly stats: readonly ShiftStats[];
+  /** Float64 statistics of every latent shift (and contraction, if any). */
+  readonly stats: readonly ModelShiftStats[];
   /** Optional degraded-domain normalisation, undone after sampling. */
   readonly normalization?: DomainNormalization;
   /** Free the tensors the sampler added (not the original parameters). */
@@ -303,7 +304,10 @@ export const degrade = (
       const u = scale
         ? scaledSample(p, shape, scale, { temperature, seed })
         : latentShift.sample(p, shape, { temperature, seed });
-      return tf.add(z, u) as tf.Tensor4D;
+      const contraction = sampler.stats[i].contraction;
+      return contraction
+        ? contractSample(contraction, z, u, p.mu, temperature)
+        : tf.add(z, u) as tf.Tensor4D;
     },
     undefined,
     norm ? (y) => normalize(y, norm.clean, norm.degraded) : undefined,
@@ -326,16 +330,16 @@ export const restore = (
     options,
     "restore",
     true,
-    (z, i, seed, temperature, scale2) =>
-      scale2
-        ? scaledSamplePosterior(sampler.params.shifts[i], sampler.stats[i], z, scale2, {
-          temperature,
-          seed,
-        })
-        : latentShift.samplePosterior(sampler.params.shifts[i], sampler.stats[i], z, {
-          temperature,
-          seed,
-        }),
+    (zy, i, seed, temperature, scale2) => {
+      const p = sampler.params.shifts[i];
+      const stats = sampler.stats[i];
+      const z = stats.contraction ? expandLatent(stats.contraction, zy, p.mu) : zy;
+      const out = scale2
+        ? scaledSamplePosterior(p, stats, z, scale2, { temperature, seed })
+        : latentShift.samplePosterior(p, stats, z, { temperature, seed });
+      if (z !== zy) z.dispose();
+      return out;
+    },
     norm ? (x) => normalize(x, norm.degraded, norm.clean) : undefined,
   );
 };

@@ -429,9 +429,15 @@ const writeArtifacts = async (
   return path;
 };
 
-/** `k` for the latent shifts' leaves (`shifts.*`, `shiftScales.*`), 1 for the rest. */
+/**
+ * `k` for the latent shifts' leaves (`shifts.*`, `shiftScales.*`, `shiftContractions.*`),
+ * 1 for the rest.
+ */
 const shiftLrMultiple = (k: number) => (path: string): number =>
-  path.startsWith("shifts.") || path.startsWith("shiftScales.") ? k : 1;
+  path.startsWith("shifts.") || path.startsWith("shiftScales.") ||
+    path.startsWith("shiftContractions.")
+    ? k
+    : 1;
 
 const ema = (prev: number, v: number, decay: number): number =>
   !Number.isFinite(v) ? prev : Number.isFinite(prev) ? decay * prev + (1 - decay) * v : v;
