@@ -15,6 +15,9 @@
  * `--curve K` also evaluates K − 1 intermediate checkpoints (evenly spaced; the learning
  * rate schedule is the full run's) and reports fidelity against training wall clock.
  * `--batch B` / `--crop S` / `--config F` train an alternative to the CLI's defaults.
+ * `--same-scenes` is a **diagnostic**, not a fidelity result: the degraded domain is made
+ * from the clean domain's own scenes, so the two collections have the same content and
+ * whatever DeFlow still gets wrong is the method's, not the collections' content difference.
  *
  * @module
  */
@@ -58,8 +61,10 @@ const { values: args } = parseArgs({
     batch: { type: "string" },
     crop: { type: "string" },
     "shift-lr": { type: "string" },
+    "same-scenes": { type: "boolean", default: false },
   },
 });
+const sameScenes = args["same-scenes"] ?? false;
 const quick = args.quick ?? false;
 const outRoot = args.out ?? "out/fidelity";
 const seed = Number(args.seed);
@@ -109,6 +114,8 @@ interface FamilyResult {
   /** Crop-corner grid and shift learning-rate multiple of the run (older results lack them). */
   readonly cropAlign?: number;
   readonly shiftLrMultiple?: number;
+  /** Diagnostic run: both domains from the clean scenes (`--same-scenes`). */
+  readonly sameScenes?: boolean;
   readonly curve?: readonly CurvePoint[];
 }
 
@@ -120,13 +127,18 @@ const runFamily = async (name: string): Promise<void> => {
   await initBackend();
   const col = await loadCollections(defaultSplit);
   const op = family.make();
-  const degraded = await degradeImages(op, col.degradedSource, foldIn(seed, 1));
+  // --same-scenes (diagnostic): the degraded domain from the clean domain's own scenes.
+  const source = sameScenes ? col.clean : col.degradedSource;
+  const sourceNames = sameScenes ? col.names.clean : col.names.degradedSource;
+  const degraded = await degradeImages(op, source, foldIn(seed, 1));
   const config = args.config
     ? configOrThrow(JSON.parse(await Deno.readTextFile(args.config)))
     : defaultConfig;
   log(
     `${col.clean.length} clean photos (${defaultSplit.clean.join(", ")}), ${degraded.length} ` +
-      `degraded (${defaultSplit.degraded.join(", ")}); ${iterations} iterations`,
+      `degraded (${(sameScenes ? defaultSplit.clean : defaultSplit.degraded).join(", ")}${
+        sameScenes ? ": the clean scenes, diagnostic" : ""
+      }); ${iterations} iterations`,
   );
   const t0 = performance.now();
   const batch = batchArg ?? (quick ? 4 : trainDefaults.batch);
@@ -137,7 +149,7 @@ const runFamily = async (name: string): Promise<void> => {
     clean: col.clean,
     degraded,
     cleanNames: col.names.clean,
-    degradedNames: col.names.degradedSource,
+    degradedNames: sourceNames,
     config,
     iterations,
     batch,
@@ -211,6 +223,7 @@ const runFamily = async (name: string): Promise<void> => {
     batch,
     crop,
     ...runExtras,
+    ...(sameScenes ? { sameScenes } : {}),
     ...(curvePoints.length > 0
       ? {
         curve: [
@@ -271,7 +284,11 @@ const curveTable = (r: FamilyResult): string[] => {
 const familyTable = (r: FamilyResult): string[] => {
   const wins = distanceLabels.filter(([k]) => r.deflow.distances[k] < r.white.distances[k]).length;
   const lines = [
-    `### ${r.family}${r.heldOut ? " (held out)" : ""}`,
+    `### ${r.family}${r.heldOut ? " (held out)" : ""}${
+      r.sameScenes
+        ? " — diagnostic: both domains from the clean scenes (not a fidelity result)"
+        : ""
+    }`,
     "",
     `${r.summary}. Operator: \`${r.operator}\`. ${r.iterations} iterations, training ${
       r.trainSeconds.toFixed(0)
@@ -352,6 +369,7 @@ if (args.report) {
     ...(args.batch ? [`--batch=${args.batch}`] : []),
     ...(args.crop ? [`--crop=${args.crop}`] : []),
     ...(args["shift-lr"] ? [`--shift-lr=${args["shift-lr"]}`] : []),
+    ...(sameScenes ? ["--same-scenes"] : []),
   ];
   const failed =
     (await runFamilyWorkers(new URL(import.meta.url), names, passThrough, jobs, "fidelity"))

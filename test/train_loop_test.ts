@@ -18,6 +18,7 @@ import {
 } from "../src/train/normalize.ts";
 import { train, type TrainOptions, type TrainProgress } from "../src/train/loop.ts";
 import { useBackend } from "./_helpers.ts";
+import { loadModel } from "../src/cli/model.ts";
 
 const tiny: ModelConfig = configOrThrow({
   levels: 2,
@@ -334,6 +335,36 @@ Deno.test("train: shiftLrMultiple 0 freezes the latent shifts, the run settings 
       () => train(base({ iterations: 1, cropAlign: 5 })),
       /crop 16 must be a multiple of cropAlign 5/,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("train: contractShift learns K, saves it, and a resumed run keeps it", async () => {
+  await useBackend("wasm");
+  const dir = await Deno.makeTempDir({ prefix: "deflow-train-contract-" });
+  try {
+    const config = { ...tiny, contractShift: true };
+    const two = await train(base({ config, iterations: 2, outDir: dir }));
+    assert.equal(two.params.shiftContractions.length, two.params.shifts.length);
+    const three = await train(base({
+      config,
+      iterations: 3,
+      outDir: dir,
+      resumeFrom: `${dir}/checkpoint.safetensors`,
+    }));
+    const [a, b] = [await leafValues(two.params), await leafValues(three.params)];
+    const kPaths = [...a.keys()].filter((p) => p.startsWith("shiftContractions."));
+    assert.ok(kPaths.length > 0 && kPaths.every((p) => b.has(p)), `K leaves ${kPaths}`);
+    assert.ok(
+      kPaths.some((p) => a.get(p)!.some((v, i) => v !== b.get(p)![i])),
+      "K did not move in the resumed step",
+    );
+    const loaded = await loadModel(`${dir}/checkpoint.safetensors`);
+    assert.equal(loaded.config.contractShift, true);
+    const c = await leafValues(loaded.params);
+    for (const p of kPaths) assert.deepEqual(c.get(p), b.get(p), `${p} after loading`);
+    for (const r of [two, three, loaded]) tf.dispose(flattenParams(r.params).map((n) => n.tensor));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

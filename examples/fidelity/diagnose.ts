@@ -11,7 +11,8 @@
  *   level's noise survives in flat regions);
  * - samples of the degraded model's own prior `z ~ N(μ, I + a²·MMᵀ)` decoded at `h(x)`, and
  *   of the clean prior `N(0, I)` (is a bias in the model itself or in the translation?);
- * - per latent, the size of the learned shift (rms of `M`, |μ|) and the variance of the real
+ * - per latent, the size of the learned shift (rms of `M`, |μ|, and with `contractShift` the
+ *   gains of the contraction `G`) and the variance of the real
  *   degradation's latents relative to the clean crops' (generalised eigenvalues of the two
  *   latent covariances, same scenes): ratios below 1 are directions where the degradation
  *   removes detail, which the shift `N(μ, I + a²·MMᵀ)` cannot represent;
@@ -39,6 +40,11 @@ import {
 } from "../../src/model/network.ts";
 import { scaledSample } from "../../src/layers/scaledShift.ts";
 import { latentShift } from "../../src/layers/latentShift.ts";
+import {
+  contractSample,
+  disposeContractionStats,
+  prepareContraction,
+} from "../../src/layers/latentContraction.ts";
 import { flatRegionNoise } from "../../src/eval/structure.ts";
 import { degradeImages } from "../../src/degrade/types.ts";
 import { cropsOf, defaultSplit, loadCollections } from "./scenes.ts";
@@ -135,7 +141,13 @@ scaled.forEach((t) => t.dispose());
 
 // Prior samples decoded at the clean images' own condition.
 const inv = await withInverses(P);
-for (const which of ["clean prior N(0, I)", "degraded prior N(μ, I + a²MMᵀ)"]) {
+const contractions = await Promise.all(inv.shiftContractions.map(prepareContraction));
+for (
+  const which of [
+    "clean prior N(0, I)",
+    contractions.length ? "degraded prior μ + G(ε + a·M·n)" : "degraded prior N(μ, I + a²MMᵀ)",
+  ]
+) {
   const y = tf.tidy(() => {
     const cond = conditionInput(x, {
       factor: config.conditionFactor,
@@ -152,7 +164,9 @@ for (const which of ["clean prior N(0, I)", "degraded prior N(μ, I + a²MMᵀ)"
       const u = scales
         ? scaledSample(inv.shifts[i], shape, scales[i], { temperature: 1, seed: 121 + i })
         : latentShift.sample(inv.shifts[i], shape, { temperature: 1, seed: 121 + i });
-      return tf.add(eps, u) as tf.Tensor4D;
+      return contractions[i]
+        ? contractSample(contractions[i], eps, u, inv.shifts[i].mu, 1)
+        : tf.add(eps, u) as tf.Tensor4D;
     });
     return decodeWithFeatures(inv, config, latents, feats, levels).x;
   });
@@ -204,6 +218,12 @@ for (let l = 0; l < zx.length; l++) {
   const mu = (await P.shifts[l].mu.data()) as Float32Array;
   const rms = Math.sqrt(m.reduce((a, v) => a + v * v, 0) / c);
   const norm = Math.sqrt(mu.reduce((a, v) => a + v * v, 0));
+  const gains = contractions[l]?.gains;
+  const contracted = gains
+    ? `; contraction G gains min ${gains[0].toFixed(2)} median ${
+      gains[Math.floor(c / 2)].toFixed(2)
+    }, ${gains.filter((g) => g < 0.8).length} < 0.8`
+    : "";
   row(
     `latent ${l} (${c} channels)`,
     `shift rms(M) ${rms.toFixed(3)} |μ| ${norm.toFixed(3)}; real/clean latent variance ratio ` +
@@ -211,9 +231,10 @@ for (let l = 0; l < zx.length; l++) {
         ratios[c - 1].toFixed(2)
       }, ${ratios.filter((r) => r < 0.8).length} directions < 0.8, ${
         ratios.filter((r) => r > 1.25).length
-      } > 1.25`,
+      } > 1.25${contracted}`,
   );
 }
+contractions.forEach(disposeContractionStats);
 tf.dispose([...zx, ...zy, yReal]);
 
 if (config.adaptiveShift) {

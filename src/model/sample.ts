@@ -18,7 +18,7 @@ import { tf } from "../tf.ts";
 import { planTiles } from "./tiles.ts";
 import type { Shape4 } from "../core/bijector.ts";
 import { foldIn, tfSeed } from "../core/random.ts";
-import { latentShift, type ShiftStats } from "../layers/latentShift.ts";
+import { latentShift } from "../layers/latentShift.ts";
 import { scaledSample, scaledSamplePosterior } from "../layers/scaledShift.ts";
 import type { ModelConfig } from "./config.ts";
 import { conditionInput } from "./conditioning.ts";

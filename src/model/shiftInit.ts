@@ -66,6 +66,8 @@ export interface LatentShiftInitInfo {
   readonly samples: readonly [number, number];
   /** Largest eigenvalue of `Cov z_y − Cov z_x`. */
   readonly maxEigenvalue: number;
+  /** Smallest eigenvalue of `Cov z_y − Cov z_x` (negative: the degraded latent is narrower). */
+  readonly minEigenvalue: number;
   /** The noise threshold `τ` used. */
   readonly threshold: number;
   /** Largest |eigenvalue| of the split-half clean covariance difference (the measured null). */
@@ -187,6 +189,7 @@ const shiftFromMoments = (
     channels: c,
     samples: [mx.n, my.n],
     maxEigenvalue: values[0],
+    minEigenvalue: values[c - 1],
     threshold: tau,
     nullEigenvalue,
     kept: values.filter((l) => l > tau).length,

@@ -157,8 +157,9 @@ export interface TrainOptions {
   /** Fractions of the run where the rate halves (default [0.5, 0.75, 0.9, 0.95]). */
   readonly milestones?: readonly number[];
   /**
-   * The latent shifts' parameters (`μ`, `M` and the scale heads `a(h)`) learn at this
-   * multiple of the learning rate (default 1; resuming: the checkpoint's). Adam moves
+   * The latent shifts' parameters (`μ`, `M`, the scale heads `a(h)` and any contraction
+   * `K`) learn at this multiple of the learning rate (default 1; resuming: the
+   * checkpoint's). Adam moves
    * each coordinate by about the learning rate per step, so in a run of a few thousand
    * steps `M` (entries of order 1, set from the initial flow's latents) can travel only
    * a few tenths, while the flow it must match keeps changing.
