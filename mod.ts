@@ -78,6 +78,7 @@ export * from "./src/layers/squeeze.ts";
 export * from "./src/layers/split.ts";
 export * from "./src/layers/flowStep.ts";
 export * from "./src/layers/latentShift.ts";
+export * from "./src/layers/latentContraction.ts";
 export type { ShiftEigen } from "./src/layers/scaledShift.ts";
 export * from "./src/nn/convNet.ts";
 export { conv2dSame } from "./src/nn/conv.ts";

@@ -29,6 +29,7 @@
  * @module
  */
 import { tf } from "../tf.ts";
+import { type Bijector, bijector, channelShape } from "../core/bijector.ts";
 import { NonFiniteError, ShapeError, showShape } from "../core/errors.ts";
 import { normals, rng } from "../core/random.ts";
 import { matmul, type Matrix, symmetricEigen, transpose } from "../linalg/dense.ts";
@@ -204,3 +205,32 @@ export const expandLatent = (
     checkLatent("latentContraction.expand", stats, zy, mu);
     return tf.add(perPosition(tf.sub(zy, mu) as tf.Tensor4D, stats.expansion), mu) as tf.Tensor4D;
   });
+
+/**
+ * The change of variables as a bijector on latents `[N, H, W, C]`: forward (the encoding
+ * direction) `w = G⁻¹·(z_y − μ) + μ` with per-sample log-det `H·W·log det(I + K·Kᵀ)`,
+ * inverse `z_y = μ + G·(w − μ)`. `stats` must be prepared from the `K` in use.
+ */
+export const contractionBijector = (stats: ContractionStats, mu: tf.Tensor1D): Bijector => {
+  const name = "latentContraction";
+  const c = stats.k0.shape[0];
+  const shape = channelShape(name, c);
+  const logDet = (z: tf.Tensor4D, sign: number): tf.Tensor1D =>
+    tf.fill([z.shape[0]], sign * stats.logDet * z.shape[1] * z.shape[2]) as tf.Tensor1D;
+  return bijector({
+    name,
+    forward: (z) =>
+      tf.tidy(() => {
+        checkLatent(name, stats, z, mu);
+        return { y: expandLatent(stats, z, mu), logDet: logDet(z, 1) };
+      }),
+    inverse: (w) =>
+      tf.tidy(() => {
+        checkLatent(name, stats, w, mu);
+        const y = tf.add(perPosition(tf.sub(w, mu) as tf.Tensor4D, stats.contraction), mu);
+        return { y: y as tf.Tensor4D, logDet: logDet(w, -1) };
+      }),
+    forwardShape: shape,
+    inverseShape: shape,
+  });
+};

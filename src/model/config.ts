@@ -201,9 +201,8 @@ export interface ModelConfig {
    * `src/layers/latentContraction.ts`). Default false. The paper's `z_y = z_x + u` can only
    * add variance, so a degradation that removes detail (JPEG, blur) is learned as added
    * noise; `G` shrinks the clean latent in the directions the degraded photos lack.
-   * `K` starts from the data (directions whose degraded variance is significantly lower)
-   * with `shiftDataInit`, else at `shiftInit / 10`. Checkpoints written before this field
-   * existed load with `false`.
+   * `K` starts at `shiftInit / 10` (`G ≈ I`, the paper's shift) and is learned. Checkpoints
+   * written before this field existed load with `false`.
    */
   readonly contractShift: boolean;
 }

@@ -23,11 +23,15 @@
  *
  * This starts each latent's shift at the right scale and shape: latents and directions
  * that carry the degradation start with a matching covariance, the others near zero,
- * and, with `config.contractShift`, directions whose degraded variance is significantly
- * *lower* start with the matching contraction `G` (see `contractionFromEigen`),
  * instead of a fixed `shiftInit` that would either hide the degradation or inject noise
  * into directions (e.g. low frequencies of the coarse latent) that the data do not
  * support. Training then refines everything jointly.
+ *
+ * The contractions of `config.contractShift` are not set from these moments: on photo
+ * crops the smallest eigenvalue of `Cov z_y − Cov z_x` is dominated by how the crops'
+ * texture varies (two samples of 64 crops from the *same* photos already give eigenvalues
+ * of −1.3 here, below `−τ`), and a wrong contraction would blur every sample. They start
+ * at their floor and are learned.
  *
  * @module
  */
@@ -76,19 +80,13 @@ export interface LatentShiftInitInfo {
   readonly kept: number;
   /** Root-mean-square scale of the resulting `M` (`√(tr(MMᵀ)/C)`). */
   readonly rmsScale: number;
-  /**
-   * With `config.contractShift`: directions whose degraded variance is lower by more than
-   * `τ` (they start contracted), and the smallest initial gain of `G` along them (1 when
-   * none).
-   */
-  readonly contracted?: { readonly directions: number; readonly minGain: number };
 }
 
 /** The result of {@linkcode initShiftsFromData}. */
 export interface ShiftInit {
   /**
-   * New parameters: the same tensors except every `shifts[i]` (fresh `mu`, `m`) and, with
-   * `config.contractShift`, every `shiftContractions[i]` (fresh `k`).
+   * New parameters: the same tensors except every `shifts[i]` (fresh `mu`, `m`). The
+   * contractions of `config.contractShift` are left at their initial `K` (see the module doc).
    */
   readonly params: DeflowParams;
   /** Per-latent summary, in latent order. */
@@ -154,8 +152,7 @@ const shiftFromMoments = (
   floor: number,
   thresholdMultiple: number,
   seed: number,
-  contract: boolean,
-): { m: Float32Array; k: Float32Array | null; info: LatentShiftInitInfo } => {
+): { m: Float32Array; info: LatentShiftInitInfo } => {
   const mx = merged(mxHalves[0], mxHalves[1]);
   const cx = covariance(mx, c);
   const cy = covariance(my, c);
@@ -184,7 +181,6 @@ const shiftFromMoments = (
       tr += m[i * c + j] ** 2;
     }
   }
-  const contraction = contract ? contractionFromEigen(values, vectors, cx, tau, floor, seed) : null;
   const info: LatentShiftInitInfo = {
     channels: c,
     samples: [mx.n, my.n],
@@ -194,55 +190,8 @@ const shiftFromMoments = (
     nullEigenvalue,
     kept: values.filter((l) => l > tau).length,
     rmsScale: Math.sqrt(tr / c),
-    ...(contraction ? { contracted: contraction.info } : {}),
   };
-  return { m, k: contraction?.k ?? null, info };
-};
-
-/**
- * The initial contraction `K` (`G = (I + K·Kᵀ)⁻¹`) from the eigen-decomposition of
- * `Cov z_y − Cov z_x`: along a direction `v` whose eigenvalue `λ` is below `−τ`, the
- * degraded variance is the fraction `r = (vᵀ·Cov z_x·v + λ) / vᵀ·Cov z_x·v` of the clean
- * one, and the model's degraded variance there is `g²·(1 + floor²)` (the shift keeps its
- * floor along `v`), so `g = √(r / (1 + floor²))` and `K` gets `κ = √(1/g − 1)` along `v`.
- * Every other direction gets `κ = floor` (so that `K` never sits at the stationary point
- * `0`); a little noise breaks the symmetry `K = Kᵀ`.
- */
-const contractionFromEigen = (
-  values: Float64Array,
-  vectors: Matrix,
-  cx: Float64Array,
-  tau: number,
-  floor: number,
-  seed: number,
-): { k: Float32Array; info: { directions: number; minGain: number } } => {
-  const c = values.length;
-  let directions = 0;
-  let minGain = 1;
-  const kappa = Array.from(values, (l, e) => {
-    if (!(l < -tau)) return floor;
-    let clean = 0;
-    for (let i = 0; i < c; i++) {
-      for (let j = 0; j < c; j++) {
-        clean += vectors.data[i * c + e] * cx[i * c + j] * vectors.data[j * c + e];
-      }
-    }
-    const ratio = Math.min(Math.max((clean + l) / clean, 0.05), 1);
-    const gain = Math.sqrt(ratio / (1 + floor * floor));
-    directions++;
-    minGain = Math.min(minGain, gain);
-    return Math.max(Math.sqrt(1 / gain - 1), floor);
-  });
-  const [noise] = normals(rng(seed + 7919), c * c);
-  const k = new Float32Array(c * c);
-  for (let i = 0; i < c; i++) {
-    for (let j = 0; j < c; j++) {
-      let s = 0;
-      for (let e = 0; e < c; e++) s += vectors.data[i * c + e] * kappa[e] * vectors.data[j * c + e];
-      k[i * c + j] = s + 0.1 * floor * noise[i * c + j];
-    }
-  }
-  return { k, info: { directions, minGain } };
+  return { m, info };
 };
 
 /**
@@ -300,12 +249,9 @@ export const initShiftsFromData = async (
       floor,
       options.threshold ?? 4,
       options.seed + l,
-      config.contractShift,
     );
   });
-  const finite = results.every((r) =>
-    r.m.every(Number.isFinite) && (r.k === null || r.k.every(Number.isFinite))
-  );
+  const finite = results.every((r) => r.m.every(Number.isFinite));
   const shifts = params.shifts.map((old, l): LatentShiftParams => {
     if (!finite) return old;
     const fresh = {
@@ -315,14 +261,5 @@ export const initShiftsFromData = async (
     tf.dispose([old.mu, old.m]);
     return fresh;
   });
-  const shiftContractions = params.shiftContractions.map((old, l) => {
-    const k = results[l].k;
-    if (!finite || k === null) return old;
-    old.k.dispose();
-    return { k: tf.tensor2d(k, [channels[l], channels[l]]) };
-  });
-  return {
-    params: { ...params, shifts, shiftContractions },
-    latents: results.map((r) => r.info),
-  };
+  return { params: { ...params, shifts }, latents: results.map((r) => r.info) };
 };

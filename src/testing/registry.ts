@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { tf } from "../tf.ts";
 import { chain, checked, identity, invert } from "../core/bijector.ts";
 import { actNorm } from "../layers/actNorm.ts";
 import { affineCoupling } from "../layers/affineCoupling.ts";
@@ -24,6 +25,12 @@ import { affineInjector } from "../layers/affineInjector.ts";
 import { flowStep, transitionStep } from "../layers/flowStep.ts";
 import { invConv1x1 } from "../layers/invConv1x1.ts";
 import { latentShift } from "../layers/latentShift.ts";
+import {
+  contractionBijector,
+  disposeContractionStats,
+  initContraction,
+  prepareContraction,
+} from "../layers/latentContraction.ts";
 import { split } from "../layers/split.ts";
 import { squeeze } from "../layers/squeeze.ts";
 import type { BijectorCase } from "./laws.ts";
@@ -111,6 +118,20 @@ export const layerCases: readonly BijectorCase<LayerDraw>[] = [
       return {
         bijector: latentShift.bijector(p, stats),
         dispose: () => latentShift.disposeStats(stats),
+      };
+    },
+  }),
+  layerCase({
+    name: "latentContraction (degraded latent → shift variables)",
+    init: ({ channels, seed }) => ({
+      ...initContraction({ channels, seed, scale: 0.5 }),
+      mu: tf.zeros([channels]) as tf.Tensor1D,
+    }),
+    bijector: async (p) => {
+      const stats = await prepareContraction(p);
+      return {
+        bijector: contractionBijector(stats, p.mu),
+        dispose: () => disposeContractionStats(stats),
       };
     },
   }),
