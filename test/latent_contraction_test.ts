@@ -405,7 +405,7 @@ Deno.test(
   gpuTest,
   async () => {
     await useBackend();
-    assert.equal(defaultConfig.contractShift, false);
+    assert.equal(defaultConfig.contractShift, true);
     const stored = decodeStoredConfig({ levels: 3 });
     assert.ok(stored._tag === "Right" && stored.right.contractShift === false);
     assert.ok(decodeConfig({ contractShift: 1 })._tag === "Left");

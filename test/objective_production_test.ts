@@ -39,7 +39,7 @@ import { lossAndGrads, trainStep } from "../src/train/step.ts";
 import { noLeak, perturbedModel, read, tinyConfig, useBackend } from "./_helpers.ts";
 
 const BIG_BINS = 1 << 20;
-const config = tinyConfig({ bins: BIG_BINS, conditionNoise: 0 });
+const config = tinyConfig({ bins: BIG_BINS, conditionNoise: 0, contractShift: false });
 
 // ---------------------------------------------------------------- float64 helpers
 

@@ -23,7 +23,7 @@ import {
 import { cholesky, inverse, matrix, slogdet } from "../src/linalg/dense.ts";
 import { noLeak, perturbedModel, read, tinyConfig, useBackend } from "./_helpers.ts";
 
-const tiny = tinyConfig({ adaptiveShift: false });
+const tiny = tinyConfig({ adaptiveShift: false, contractShift: false });
 
 const perturbed = () => perturbedModel(tiny, 7, 0.1);
 

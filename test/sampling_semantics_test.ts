@@ -41,7 +41,7 @@ import {
 import { degrade, type DomainNormalization, prepareSampler, restore } from "../src/model/sample.ts";
 import { maxAbsDiff, noLeak, perturbedModel, read, tinyConfig, useBackend } from "./_helpers.ts";
 
-const config = tinyConfig({ conditionNoise: 0 });
+const config = tinyConfig({ conditionNoise: 0, contractShift: false });
 
 /**
  * Tiny perturbed model whose shifts are replaced by `shift(c, i)` and whose per-position

@@ -1,0 +1,66 @@
+/**
+ * What the degraded latent's contraction (`contractShift`) costs per training step: the
+ * default config with and without it, one training step each (batch 8, 64×64 crops, as the
+ * CLI trains), interleaved, `--rounds N` pairs (default 10) after two warm-up pairs. Prints
+ * the median of the per-pair time ratios and their range; absolute times on shared machines
+ * are noise.
+ *
+ * `deno run -A bench/contraction_cost.ts [--rounds N]`
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { tf } from "../src/tf.ts";
+import { initBackend } from "../src/core/backend.ts";
+import { configOrThrow } from "../src/model/config.ts";
+import { initActNorms, initParams } from "../src/model/network.ts";
+import { conditionInput } from "../src/model/conditioning.ts";
+import { adamInit } from "../src/train/adam.ts";
+import { trainStep } from "../src/train/step.ts";
+
+const { values } = parseArgs({ args: Deno.args, options: { rounds: { type: "string" } } });
+const rounds = Number(values.rounds ?? 10);
+if (!(Number.isInteger(rounds) && rounds >= 1)) {
+  console.error("contraction_cost: --rounds must be a positive integer");
+  Deno.exit(2);
+}
+await initBackend();
+
+/** A timed training step of the default config with `contractShift` on or off. */
+const stepper = (contractShift: boolean) => {
+  const config = configOrThrow({ contractShift });
+  const x = tf.randomUniform([8, 64, 64, 3], 0, 1, "float32", 21) as tf.Tensor4D;
+  const degradedMask = tf.tensor1d([0, 1, 0, 1, 0, 1, 0, 1]);
+  const c0 = conditionInput(x, { factor: config.conditionFactor, seed: 1 });
+  const params = initActNorms(initParams(config, 3), config, x, c0, true);
+  c0.dispose();
+  let state = { params, adam: adamInit(params) };
+  let it = 0;
+  return async (): Promise<number> => {
+    const t0 = performance.now();
+    const r = await trainStep(state, config, { x, degradedMask }, { lr: 1e-4, seed: 100 + it++ });
+    state = r.state;
+    await state.params.shifts[0].mu.data(); // include the update
+    return performance.now() - t0;
+  };
+};
+
+const off = stepper(false), on = stepper(true);
+for (let i = 0; i < 2; i++) {
+  await off();
+  await on();
+}
+const ratios: number[] = [];
+const offMs: number[] = [], onMs: number[] = [];
+for (let r = 0; r < rounds; r++) {
+  offMs.push(await off());
+  onMs.push(await on());
+  ratios.push(onMs[r] / offMs[r]);
+}
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
+const sorted = [...ratios].sort((a, b) => a - b);
+console.log(
+  `training step, contractShift on / off: median ratio ${median(ratios).toFixed(3)} ` +
+    `(range ${sorted[0].toFixed(3)}–${sorted[sorted.length - 1].toFixed(3)}, ${rounds} ` +
+    `interleaved pairs); medians ${median(onMs).toFixed(0)} / ${median(offMs).toFixed(0)} ms`,
+);
