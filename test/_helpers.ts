@@ -4,6 +4,7 @@
  */
 import { tf } from "../src/tf.ts";
 import { type BackendName, initBackend } from "../src/core/backend.ts";
+import { cholesky, type Matrix } from "../src/linalg/dense.ts";
 
 /** Switch to `backend` (default webgpu) once; cheap when already active. */
 export const useBackend = async (backend: BackendName = "webgpu"): Promise<void> => {
@@ -85,4 +86,31 @@ export const perturbedModel = (config: ModelConfig, seed: number, std: number): 
   const p = perturb(base, seed, std);
   disposeParams(base);
   return p;
+};
+
+/** Deterministic pseudo-random numbers in [-1, 1) (a 32-bit LCG), for test inputs. */
+export const lcg = (seed: number): () => number => {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  };
+};
+
+/**
+ * Reference `log N(d; 0, S)` in float64 (with the `2π` terms), through an explicit Cholesky
+ * factor `S = L·Lᵀ`: `quad = |L⁻¹d|²`, `log det S = 2·Σ log L_ii`.
+ */
+export const gaussianLogPdf64 = (d: ArrayLike<number>, s: Matrix): number => {
+  const c = d.length;
+  const l = cholesky(s);
+  const y = new Float64Array(c);
+  let logDet = 0;
+  for (let i = 0; i < c; i++) {
+    let v = d[i];
+    for (let k = 0; k < i; k++) v -= l.data[i * c + k] * y[k];
+    y[i] = v / l.data[i * c + i];
+    logDet += 2 * Math.log(l.data[i * c + i]);
+  }
+  return -0.5 * (y.reduce((a, v) => a + v * v, 0) + logDet + c * Math.log(2 * Math.PI));
 };

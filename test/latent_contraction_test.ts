@@ -20,10 +20,10 @@ import {
   prepareContraction,
 } from "../src/layers/latentContraction.ts";
 import {
-  cholesky,
   inverse,
   matmul,
   type Matrix,
+  matrix,
   symmetricEigen,
   transpose,
 } from "../src/linalg/dense.ts";
@@ -39,39 +39,16 @@ import {
 } from "../src/model/objective.ts";
 import { degrade, prepareSampler, restore } from "../src/model/sample.ts";
 import { disposeParams } from "../src/core/params.ts";
-import { gpuTest, maxAbsDiff, noLeak, read, tinyConfig, useBackend } from "./_helpers.ts";
-
-const LOG_2PI = Math.log(2 * Math.PI);
-
-/** Deterministic pseudo-random numbers in [-1, 1). */
-const lcg = (seed: number) => {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-};
-
-const mat = (c: number, data: ArrayLike<number>): Matrix => ({
-  rows: c,
-  cols: c,
-  data: Float64Array.from(data),
-});
-
-/** `log N(d; 0, S)` in float64 via an explicit Cholesky factor. */
-const logNormal = (d: number[], s: Matrix): number => {
-  const c = d.length;
-  const l = cholesky(s);
-  const y = new Float64Array(c);
-  let logDet = 0;
-  for (let i = 0; i < c; i++) {
-    let v = d[i];
-    for (let k = 0; k < i; k++) v -= l.data[i * c + k] * y[k];
-    y[i] = v / l.data[i * c + i];
-    logDet += 2 * Math.log(l.data[i * c + i]);
-  }
-  return -0.5 * (y.reduce((a, v) => a + v * v, 0) + logDet + c * LOG_2PI);
-};
+import {
+  gaussianLogPdf64,
+  gpuTest,
+  lcg,
+  maxAbsDiff,
+  noLeak,
+  read,
+  tinyConfig,
+  useBackend,
+} from "./_helpers.ts";
 
 type Case = {
   z: number[];
@@ -86,7 +63,11 @@ const makeCase = (seed: number, shape: [number, number, number, number]): Case =
   const r = lcg(seed);
   const [n, h, w, c] = shape;
   const diag = (d: number, spread: number) =>
-    mat(c, Array.from({ length: c * c }, (_, i) => (i % (c + 1) === 0 ? d : 0) + spread * r()));
+    matrix(
+      c,
+      c,
+      Array.from({ length: c * c }, (_, i) => (i % (c + 1) === 0 ? d : 0) + spread * r()),
+    );
   return {
     z: Array.from({ length: n * h * w * c }, () => 1.2 * r()),
     a2: Array.from({ length: n * h * w }, () => Math.exp(r())),
@@ -101,14 +82,18 @@ const makeCase = (seed: number, shape: [number, number, number, number]): Case =
 const refSum = (kk: Case): number[] => {
   const [n, h, w, c] = kk.shape;
   const kkt = matmul(kk.k, transpose(kk.k));
-  const g = inverse(mat(c, Array.from(kkt.data, (v, i) => v + (i % (c + 1) === 0 ? 1 : 0))));
+  const g = inverse(matrix(c, c, Array.from(kkt.data, (v, i) => v + (i % (c + 1) === 0 ? 1 : 0))));
   const mmt = matmul(kk.m, transpose(kk.m));
   const out = new Array(n).fill(0);
   for (let p = 0; p < n * h * w; p++) {
-    const b = mat(c, Array.from(mmt.data, (v, i) => kk.a2[p] * v + (i % (c + 1) === 0 ? 1 : 0)));
+    const b = matrix(
+      c,
+      c,
+      Array.from(mmt.data, (v, i) => kk.a2[p] * v + (i % (c + 1) === 0 ? 1 : 0)),
+    );
     const cov = matmul(matmul(g, b), g);
     const d = Array.from({ length: c }, (_, i) => kk.z[p * c + i] - kk.mu[i]);
-    out[Math.floor(p / (h * w))] += logNormal(d, cov);
+    out[Math.floor(p / (h * w))] += gaussianLogPdf64(d, cov);
   }
   return out;
 };
@@ -204,7 +189,10 @@ Deno.test("contraction: exact gradients in K, z and μ (finite differences)", gp
     check(
       "K",
       gk,
-      Array.from(kk.k.data, (_, i) => fd((x, d) => ({ ...x, k: mat(c, at(x.k.data, i, d)) }))),
+      Array.from(
+        kk.k.data,
+        (_, i) => fd((x, d) => ({ ...x, k: matrix(c, c, at(x.k.data, i, d)) })),
+      ),
     );
     check("z", gz, kk.z.map((_, i) => fd((x, d) => ({ ...x, z: at(x.z, i, d) }))));
     check("mu", gmu, kk.mu.map((_, i) => fd((x, d) => ({ ...x, mu: at(x.mu, i, d) }))));
@@ -260,7 +248,7 @@ Deno.test(
       assert.ok(
         maxAbsDiff(prod, Array.from({ length: c * c }, (_, i) => (i % (c + 1) ? 0 : 1))) < 1e-5,
       );
-      const zero = contractionStatsFromMatrix(mat(c, new Float64Array(c * c)));
+      const zero = contractionStatsFromMatrix(matrix(c, c, new Float64Array(c * c)));
       assert.ok(zero.gains.every((v) => v === 1) && zero.logDet === 0);
       assert.throws(
         () =>
@@ -275,7 +263,7 @@ Deno.test(
     });
     assert.throws(() => initContraction({ channels: 3, scale: 0, seed: 1 }), /scale/);
     assert.throws(
-      () => contractionStatsFromMatrix(mat(2, [1, NaN, 0, 1])),
+      () => contractionStatsFromMatrix(matrix(2, 2, [1, NaN, 0, 1])),
       /NaN or Infinity/,
     );
   },
@@ -288,7 +276,7 @@ Deno.test(
     await useBackend("wasm"); // 400 small optimiser steps: the CPU backend (laws run on WebGPU)
     const c = 3;
     // Target covariance R·diag(2, 1, 0.3)·Rᵀ with a fixed rotation R.
-    const r = symmetricEigen(mat(c, [2, 0.5, 0.3, 0.5, 1.5, -0.4, 0.3, -0.4, 1])).vectors;
+    const r = symmetricEigen(matrix(c, c, [2, 0.5, 0.3, 0.5, 1.5, -0.4, 0.3, -0.4, 1])).vectors;
     const variances = [2, 1, 0.3];
     const n = 3000;
     const rand = lcg(77);
@@ -361,7 +349,7 @@ Deno.test(
       }
       const [mu, m, k] = await Promise.all(leaves.map(read));
       tf.dispose([...leaves, ...m1, ...m2, z, a2]);
-      return { nll: last, mu, m: mat(c, m), k: mat(c, k) };
+      return { nll: last, mu, m: matrix(c, c, m), k: matrix(c, c, k) };
     };
     await noLeak("Gaussian fit", async () => {
       const withK = await fit(true);
@@ -374,9 +362,11 @@ Deno.test(
         }
       }
       const kkt = matmul(withK.k, transpose(withK.k));
-      const g = inverse(mat(c, Array.from(kkt.data, (v, i) => v + (i % (c + 1) === 0 ? 1 : 0))));
+      const g = inverse(
+        matrix(c, c, Array.from(kkt.data, (v, i) => v + (i % (c + 1) === 0 ? 1 : 0))),
+      );
       const mmt = matmul(withK.m, transpose(withK.m));
-      const b = mat(c, Array.from(mmt.data, (v, i) => v + (i % (c + 1) === 0 ? 1 : 0)));
+      const b = matrix(c, c, Array.from(mmt.data, (v, i) => v + (i % (c + 1) === 0 ? 1 : 0)));
       const model = matmul(matmul(g, b), g);
       assert.ok(
         maxAbsDiff(model.data, cov) < 0.08,

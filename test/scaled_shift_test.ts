@@ -21,18 +21,16 @@ import { initParams, latentShiftScales, levelFeatures } from "../src/model/netwo
 import { disposeShiftStats, logLikelihood, prepareShifts } from "../src/model/objective.ts";
 import { degrade, prepareSampler } from "../src/model/sample.ts";
 import { disposeParams } from "../src/core/params.ts";
-import { gpuTest, maxAbsDiff, noLeak, read, tinyConfig, useBackend } from "./_helpers.ts";
-
-const LOG_2PI = Math.log(2 * Math.PI);
-
-/** Deterministic pseudo-random numbers in [-1, 1). */
-const lcg = (seed: number) => {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  };
-};
+import {
+  gaussianLogPdf64,
+  gpuTest,
+  lcg,
+  maxAbsDiff,
+  noLeak,
+  read,
+  tinyConfig,
+  useBackend,
+} from "./_helpers.ts";
 
 /** `log N(d; 0, β·I + a2·M·Mᵀ)` in float64 via an explicit Cholesky factor. */
 const refRow = (d: number[], a2: number, m: Matrix, beta: number): number => {
@@ -43,18 +41,7 @@ const refRow = (d: number[], a2: number, m: Matrix, beta: number): number => {
     cols: c,
     data: Float64Array.from(mmt.data, (v, k) => a2 * v + (k % (c + 1) === 0 ? beta : 0)),
   };
-  const l = cholesky(b);
-  // Solve L·y = d; quad = |y|², log det = 2·Σ log L_ii.
-  const y = new Float64Array(c);
-  let logDet = 0;
-  for (let i = 0; i < c; i++) {
-    let s = d[i];
-    for (let k = 0; k < i; k++) s -= l.data[i * c + k] * y[k];
-    y[i] = s / l.data[i * c + i];
-    logDet += 2 * Math.log(l.data[i * c + i]);
-  }
-  const quad = y.reduce((a, v) => a + v * v, 0);
-  return -0.5 * (quad + logDet + c * LOG_2PI);
+  return gaussianLogPdf64(d, b);
 };
 
 /** Reference per-sample sums for latents `z` ([N,H,W,C] flat), scales `a2` ([N,H,W] flat). */

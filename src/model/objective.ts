@@ -9,12 +9,7 @@
 import { tf } from "../tf.ts";
 import { tfSeed } from "../core/random.ts";
 import { sumLogDets } from "../core/bijector.ts";
-import {
-  latentShift,
-  type LatentShiftParams,
-  type PairedStats,
-  type ShiftStats,
-} from "../layers/latentShift.ts";
+import { latentShift, type PairedStats, type ShiftStats } from "../layers/latentShift.ts";
 import { scaledLogProb, scaledPairedLogProb } from "../layers/scaledShift.ts";
 import {
   type ContractionStats,
@@ -119,11 +114,10 @@ const latentTerms = (
   clean: sumLogDets(latents.map((z) => latentShift.logProbClean(z))),
   degraded: sumLogDets(
     latents.map((z, i) => {
-      const shifts: readonly LatentShiftParams[] = params.shifts;
       const { w, logDet } = throughContraction(params, config, stats[i], z, i);
       const base = scales2
-        ? scaledLogProb(shifts[i], stats[i], w, scales2[i])
-        : latentShift.logProbDegraded(shifts[i], stats[i], w);
+        ? scaledLogProb(params.shifts[i], stats[i], w, scales2[i])
+        : latentShift.logProbDegraded(params.shifts[i], stats[i], w);
       return logDet ? tf.add(base, logDet) as tf.Tensor1D : base;
     }),
   ),

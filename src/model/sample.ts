@@ -334,11 +334,9 @@ export const restore = (
       const p = sampler.params.shifts[i];
       const stats = sampler.stats[i];
       const z = stats.contraction ? expandLatent(stats.contraction, zy, p.mu) : zy;
-      const out = scale2
+      return scale2
         ? scaledSamplePosterior(p, stats, z, scale2, { temperature, seed })
         : latentShift.samplePosterior(p, stats, z, { temperature, seed });
-      if (z !== zy) z.dispose();
-      return out;
     },
     norm ? (x) => normalize(x, norm.degraded, norm.clean) : undefined,
   );
