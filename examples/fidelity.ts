@@ -62,8 +62,18 @@ const { values: args } = parseArgs({
     crop: { type: "string" },
     "shift-lr": { type: "string" },
     "same-scenes": { type: "boolean", default: false },
+    "noise-at": { type: "string" },
+    from: { type: "string" },
   },
 });
+const noiseAt = args["noise-at"] ?? "input";
+if (noiseAt !== "input" && noiseAt !== "prior") {
+  console.error(`fidelity: --noise-at must be "input" or "prior", got ${noiseAt}`);
+  Deno.exit(2);
+}
+const sampling = { noiseAt } as const;
+/** `--from DIR`: evaluate the models trained in DIR (same families) instead of training. */
+const fromDir = args.from;
 const sameScenes = args["same-scenes"] ?? false;
 const quick = args.quick ?? false;
 const outRoot = args.out ?? "out/fidelity";
@@ -116,8 +126,22 @@ interface FamilyResult {
   readonly shiftLrMultiple?: number;
   /** Diagnostic run: both domains from the clean scenes (`--same-scenes`). */
   readonly sameScenes?: boolean;
+  /** Where the sampler decoded the shift's noise (`--noise-at`; absent: `"input"`). */
+  readonly noiseAt?: "input" | "prior";
+  /** `--from`: the folder whose trained model was evaluated (no training in this run). */
+  readonly evaluatedFrom?: string;
   readonly curve?: readonly CurvePoint[];
 }
+
+/** A model trained by an earlier run of the suite, and that run's training time. */
+const loadTrained = async (dir: string) => {
+  const model = await loadModel(`${dir}/checkpoint.safetensors`);
+  const previous = JSON.parse(await Deno.readTextFile(`${dir}/result.json`)) as FamilyResult;
+  return {
+    model: { ...model, step: previous.iterations },
+    trainSeconds: previous.trainSeconds,
+  };
+};
 
 const runFamily = async (name: string): Promise<void> => {
   const family = familyByName(name);
@@ -145,7 +169,9 @@ const runFamily = async (name: string): Promise<void> => {
   const crop = cropArg ?? (quick ? 32 : trainDefaults.crop);
   const every = Math.max(1, Math.round(iterations / curve));
   const snapshots: { step: number; path: string; trainSeconds: number }[] = [];
-  const result = await train({
+  const trained = fromDir === undefined ? undefined : await loadTrained(`${fromDir}/${name}`);
+  if (trained) log(`evaluating the model in ${fromDir}/${name} (no training)`);
+  const result = trained?.model ?? await train({
     clean: col.clean,
     degraded,
     cleanNames: col.names.clean,
@@ -174,7 +200,7 @@ const runFamily = async (name: string): Promise<void> => {
       }
     },
   });
-  const trainSeconds = (performance.now() - t0) / 1000;
+  const trainSeconds = trained?.trainSeconds ?? (performance.now() - t0) / 1000;
 
   // Held-out scenes: clean crops, their true degradation, a second true sample (floor).
   const size = quick ? 64 : 128;
@@ -185,6 +211,7 @@ const runFamily = async (name: string): Promise<void> => {
       result,
       seed,
       { size, perImage: quick ? 2 : Infinity },
+      sampling,
     );
   disposeParams(result.params);
   const deflowResult = compareMethod(ours, real, clean, realValues);
@@ -192,7 +219,14 @@ const runFamily = async (name: string): Promise<void> => {
   const curvePoints: CurvePoint[] = [];
   for (const snap of snapshots) {
     const m = await loadModel(snap.path);
-    const imgs = await sampleDeflow(m.params, m.config, m.normalization, clean, foldIn(seed, 5));
+    const imgs = await sampleDeflow(
+      m.params,
+      m.config,
+      m.normalization,
+      clean,
+      foldIn(seed, 5),
+      sampling,
+    );
     disposeParams(m.params);
     curvePoints.push({
       step: snap.step,
@@ -203,7 +237,7 @@ const runFamily = async (name: string): Promise<void> => {
     log(`curve: evaluated step ${snap.step}`);
   }
   // The run's settings as the trainer resolved them (loss.json), for the report.
-  const ran = JSON.parse(await Deno.readTextFile(`${dir}/loss.json`)).run;
+  const ran = JSON.parse(await Deno.readTextFile(`${fromDir ?? outRoot}/${name}/loss.json`)).run;
   const runExtras = { cropAlign: ran.cropAlign, shiftLrMultiple: ran.shiftLrMultiple };
   const res: FamilyResult = {
     family: name,
@@ -219,11 +253,13 @@ const runFamily = async (name: string): Promise<void> => {
     floor: compareMethod(floorImgs, real, clean, realValues),
     white: compareMethod(white, real, clean, realValues),
     deflow: deflowResult,
-    config,
+    config: trained?.model.config ?? config,
     batch,
     crop,
     ...runExtras,
     ...(sameScenes ? { sameScenes } : {}),
+    ...(noiseAt !== "input" ? { noiseAt } : {}),
+    ...(fromDir !== undefined ? { evaluatedFrom: fromDir } : {}),
     ...(curvePoints.length > 0
       ? {
         curve: [
@@ -370,6 +406,8 @@ if (args.report) {
     ...(args.crop ? [`--crop=${args.crop}`] : []),
     ...(args["shift-lr"] ? [`--shift-lr=${args["shift-lr"]}`] : []),
     ...(sameScenes ? ["--same-scenes"] : []),
+    `--noise-at=${noiseAt}`,
+    ...(fromDir !== undefined ? [`--from=${fromDir}`] : []),
   ];
   const failed =
     (await runFamilyWorkers(new URL(import.meta.url), names, passThrough, jobs, "fidelity"))

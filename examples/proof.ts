@@ -75,8 +75,15 @@ const { values: args } = parseArgs({
     out: { type: "string", default: "out/proof" },
     seed: { type: "string", default: "1" },
     worker: { type: "boolean", default: false },
+    "noise-at": { type: "string" },
   },
 });
+const noiseArg = args["noise-at"] ?? "input";
+if (noiseArg !== "input" && noiseArg !== "prior") {
+  console.error(`proof: --noise-at must be "input" or "prior", got ${noiseArg}`);
+  Deno.exit(2);
+}
+const noiseAt: "input" | "prior" = noiseArg === "prior" ? "prior" : "input";
 const quick = args.quick ?? false;
 const outRoot = args.out ?? "out/proof";
 const modelsDir = args.models ?? "out/fidelity";
@@ -192,6 +199,7 @@ const runFamily = async (name: string): Promise<void> => {
     path,
     trainedHere,
     iterations: model.info.training.step,
+    ...(noiseAt === "prior" ? { noiseAt } : {}),
     ...(sameDomains === undefined ? {} : { sameDomains }),
   };
   const sampler = await prepareSampler(model.params, model.config, model.normalization);
@@ -207,7 +215,7 @@ const runFamily = async (name: string): Promise<void> => {
   const crops = randomCrops(col.clean, settings.crop, settings.pool, foldIn(seed, 10));
   const plan = batchPlan(crops.length, settings.steps, settings.batch, foldIn(seed, 11));
   const initSeed = foldIn(seed, 12);
-  const sources = { op, sigmas, sampler };
+  const sources = { op, sigmas, sampler, noiseAt };
   const scores = {} as Record<Method, MethodScore>;
   const perCrop = {} as Record<Method, Scores>;
   const restoredShown = {} as Record<Method, RgbImage[]>;
@@ -347,6 +355,7 @@ if (args.worker) {
     `--batch=${settings.batch}`,
     `--pool=${settings.pool}`,
     `--variants=${settings.variants}`,
+    `--noise-at=${noiseAt}`,
   ];
   const failed =
     (await runFamilyWorkers(new URL(import.meta.url), names, passThrough, jobs, "proof"))

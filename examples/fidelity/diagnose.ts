@@ -57,6 +57,7 @@ import {
   transpose,
 } from "../../src/linalg/dense.ts";
 import { familyByName } from "./families.ts";
+import { packShiftLatents, unpackShiftLatents } from "../../src/model/shiftLatents.ts";
 
 const [checkpoint, familyName] = Deno.args;
 if (!checkpoint || !familyName) {
@@ -156,7 +157,14 @@ for (
     });
     const feats = levelFeatures(inv, config, cond, x.shape[1], x.shape[2]);
     const levels = scaleLevels(inv, config, feats);
-    const shapes = encodeWithFeatures(inv, config, x, feats, levels).latents.map((z) => z.shape);
+    const networkShapes = encodeWithFeatures(inv, config, x, feats, levels).latents.map((z) =>
+      z.shape
+    );
+    // The shift's view of the latents (one joint latent with `jointShift`).
+    const shapes = packShiftLatents(
+      config,
+      networkShapes.map((s) => tf.zeros([...s]) as tf.Tensor4D),
+    ).map((z) => z.shape);
     const scales = latentShiftScales(inv, config, feats, false);
     const latents = shapes.map((shape, i) => {
       const eps = tf.randomNormal(shape, 0, 1, "float32", 21 + i) as tf.Tensor4D;
@@ -168,7 +176,13 @@ for (
         ? contractSample(contractions[i], eps, u, inv.shifts[i].mu, 1)
         : tf.add(eps, u) as tf.Tensor4D;
     });
-    return decodeWithFeatures(inv, config, latents, feats, levels).x;
+    return decodeWithFeatures(
+      inv,
+      config,
+      unpackShiftLatents(config, latents, networkShapes),
+      feats,
+      levels,
+    ).x;
   });
   row(which, describe(await toImages(y)));
 }
@@ -199,7 +213,7 @@ const encodeAll = (img: tf.Tensor4D) =>
       seed: 3,
     });
     const feats = levelFeatures(P, config, cond, img.shape[1], img.shape[2]);
-    return encodeWithFeatures(P, config, img, feats).latents;
+    return [...packShiftLatents(config, encodeWithFeatures(P, config, img, feats).latents)];
   });
 const [zx, zy] = [encodeAll(x), encodeAll(yReal)];
 for (let l = 0; l < zx.length; l++) {
@@ -225,7 +239,7 @@ for (let l = 0; l < zx.length; l++) {
     }, ${gains.filter((g) => g < 0.8).length} < 0.8`
     : "";
   row(
-    `latent ${l} (${c} channels)`,
+    `${config.jointShift ? "joint shift latent" : "latent"} ${l} (${c} channels)`,
     `shift rms(M) ${rms.toFixed(3)} |μ| ${norm.toFixed(3)}; real/clean latent variance ratio ` +
       `min ${ratios[0].toFixed(2)} median ${ratios[Math.floor(c / 2)].toFixed(2)} max ${
         ratios[c - 1].toFixed(2)
@@ -273,5 +287,94 @@ if (config.adaptiveShift) {
     );
   }
   tf.dispose(scales);
+}
+
+// What the shift's independence assumptions cost. The real degradation's displacement of
+// the network's latents, d = f(y) − f(x) (same condition), decoded back at x exactly
+// reproduces y. Decoded at x but taken from another crop (independent of x's content),
+// from a different crop per latent (latents independent of each other), or replaced by a
+// Gaussian with d's covariance per latent (what per-latent shifts can represent) or per
+// 2^L block over all latents (what `jointShift` can represent), it shows which assumption
+// turns fine noise into blotches: "hp" is the fraction of the residual's variance left
+// after subtracting its 3×3 local mean (≈ 1 for pixel-fine noise, ≪ 1 for blotches).
+{
+  const PI = await withInverses(P);
+  const cond = conditionInput(x, {
+    factor: config.conditionFactor,
+    noiseStd: config.conditionNoise,
+    seed: 3,
+  });
+  const feats = levelFeatures(PI, config, cond, x.shape[1], x.shape[2]);
+  const yReal2 = imagesToTensor(real);
+  const zx2 = encodeWithFeatures(PI, config, x, feats).latents;
+  const zy2 = encodeWithFeatures(PI, config, yReal2, feats).latents;
+  const d = zx2.map((z, l) => tf.sub(zy2[l], z) as tf.Tensor4D);
+  const n = x.shape[0];
+  const roll = (t: tf.Tensor4D, k: number): tf.Tensor4D =>
+    tf.tidy(() => tf.concat([tf.slice(t, [k % n]), tf.slice(t, [0], [k % n])]) as tf.Tensor4D);
+  const highPass = (r: tf.Tensor4D): number =>
+    tf.tidy(() =>
+      tf.div(
+        tf.mean(tf.square(tf.sub(r, tf.avgPool(r, 3, 1, "same")))),
+        tf.mean(tf.square(tf.sub(r, tf.mean(r, [0, 1, 2])))),
+      ).dataSync()[0]
+    );
+  /** Gaussian samples with the (uncentred) covariance of the rows of `v` `[rows, c]`. */
+  const gaussianLike = async (v: tf.Tensor2D, seed: number): Promise<tf.Tensor2D> => {
+    const [rows, c] = v.shape;
+    const data = (await v.data()) as Float32Array;
+    const cov = new Float64Array(c * c);
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < c; i++) {
+        const a = data[r * c + i] / rows;
+        for (let j = 0; j < c; j++) cov[i * c + j] += a * data[r * c + j];
+      }
+    }
+    for (let i = 0; i < c; i++) cov[i * c + i] += 1e-6;
+    const l = cholesky(matrix(c, c, cov));
+    return tf.tidy(() =>
+      tf.matMul(
+        tf.randomNormal([rows, c], 0, 1, "float32", seed),
+        tf.tensor2d(Float32Array.from(l.data), [c, c]),
+        false,
+        true,
+      )
+    );
+  };
+  const decodeAt = async (label: string, disp: readonly tf.Tensor4D[]) => {
+    const y = tf.tidy(() =>
+      decodeWithFeatures(PI, config, zx2.map((z, l) => tf.add(z, disp[l]) as tf.Tensor4D), feats)
+        .x
+    );
+    const imgs = await toImages(tf.clone(y));
+    const hp = tf.tidy(() => highPass(tf.sub(tf.clipByValue(y, 0, 1), x) as tf.Tensor4D));
+    y.dispose();
+    row(label, `${describe(imgs)}  hp ${hp.toFixed(3)}`);
+  };
+  row("real y", `${describe(real)}  hp ${highPass(tf.sub(yReal2, x) as tf.Tensor4D).toFixed(3)}`);
+  const other = d.map((t) => roll(t, 1));
+  const perLatent = d.map((t, l) => roll(t, 1 + 3 * l));
+  const gauss = await Promise.all(d.map(async (t, l) => {
+    const c = t.shape[3];
+    const v = tf.reshape(t, [-1, c]) as tf.Tensor2D;
+    const g = await gaussianLike(v, 50 + l);
+    const out = tf.reshape(g, t.shape) as tf.Tensor4D;
+    tf.dispose([v, g]);
+    return out;
+  }));
+  const jointCfg = { ...config, jointShift: true };
+  const [packed] = packShiftLatents(jointCfg, d);
+  const pv = tf.reshape(packed, [-1, packed.shape[3]]) as tf.Tensor2D;
+  const pg = await gaussianLike(pv, 77);
+  const pgt = tf.reshape(pg, packed.shape) as tf.Tensor4D;
+  const joint = unpackShiftLatents(jointCfg, [pgt], d.map((t) => t.shape));
+  await decodeAt("f⁻¹(f(x) + d): d of the same crop", d);
+  await decodeAt("d of another crop", other);
+  await decodeAt("d of another crop per latent", perLatent);
+  await decodeAt("Gaussian, d's covariance per latent", gauss);
+  await decodeAt(`Gaussian, d's covariance per ${2 ** config.levels}² block`, joint);
+  tf.dispose([yReal2, cond, ...feats, ...zx2, ...zy2, ...d, ...other, ...perLatent, ...gauss]);
+  tf.dispose([packed, pv, pg, pgt, ...joint]);
+  disposeInverses(PI);
 }
 x.dispose();

@@ -7,7 +7,12 @@
  */
 import { tf } from "../../src/tf.ts";
 import { imagesToTensor, type RgbImage, tensorToImages } from "../../src/image/io.ts";
-import { degrade, type DomainNormalization, prepareSampler } from "../../src/model/sample.ts";
+import {
+  degrade,
+  type DomainNormalization,
+  prepareSampler,
+  type SampleOptions,
+} from "../../src/model/sample.ts";
 import type { DeflowParams } from "../../src/model/network.ts";
 import type { ModelConfig } from "../../src/model/config.ts";
 import { compareSets, fitWhiteNoiseSigmas } from "../../src/eval/report.ts";
@@ -168,10 +173,11 @@ export const sampleDeflow = async (
   normalization: DomainNormalization | undefined,
   clean: readonly RgbImage[],
   seed: number,
+  sampling: Pick<SampleOptions, "noiseAt"> = {},
 ): Promise<RgbImage[]> => {
   const sampler = await prepareSampler(params, config, normalization);
   const x = imagesToTensor(clean);
-  const [y] = degrade(sampler, x, { temperature: 1, seed });
+  const [y] = degrade(sampler, x, { temperature: 1, seed, ...sampling });
   const y8 = tf.tidy(() => tf.div(tf.round(tf.mul(tf.clipByValue(y, 0, 1), 255)), 255));
   const ours = await tensorToImages(y8);
   tf.dispose([x, y, y8]);
@@ -215,6 +221,7 @@ export const evaluateOnTestCrops = async (
   },
   seed: number,
   crops: { readonly size: number; readonly perImage?: number },
+  sampling: Pick<SampleOptions, "noiseAt"> = {},
 ): Promise<TestEvaluation> => {
   const clean = sets.test.flatMap((img) => cropsOf(img, crops.size, crops.perImage));
   const real = await degradeImages(op, clean, foldIn(seed, 2));
@@ -227,6 +234,7 @@ export const evaluateOnTestCrops = async (
     model.normalization,
     clean,
     foldIn(seed, 5),
+    sampling,
   );
   return { clean, real, floor, white, ours, sigmas, realValues: measure(real, clean) };
 };

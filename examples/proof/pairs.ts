@@ -106,11 +106,12 @@ export const deflowSamples = async (
   samples: number,
   seed: number,
   chunk = 32,
+  noiseAt: "input" | "prior" = "input",
 ): Promise<RgbImage[][]> => {
   const out: RgbImage[][] = Array.from({ length: samples }, () => []);
   for (let i = 0, k = 0; i < clean.length; i += chunk, k++) {
     const x = imagesToTensor(clean.slice(i, i + chunk));
-    const ys = degrade(sampler, x, { temperature: 1, seed: foldIn(seed, k), samples });
+    const ys = degrade(sampler, x, { temperature: 1, seed: foldIn(seed, k), samples, noiseAt });
     for (let s = 0; s < samples; s++) {
       const y8 = to8bit(ys[s]);
       out[s].push(...await tensorToImages(y8));
@@ -129,6 +130,8 @@ export interface PairSources {
   readonly sigmas: Rgb3;
   /** The trained DeFlow model, ready to sample. */
   readonly sampler: Sampler;
+  /** Where the sampler decodes the shift's noise (default `"input"`). */
+  readonly noiseAt?: "input" | "prior";
 }
 
 /** The degraded variants of `clean` for one method (`variants` samples; identity: one). */
@@ -155,6 +158,6 @@ export const degradedVariants = async (
       return out;
     }
     case "deflow":
-      return await deflowSamples(src.sampler, clean, variants, seed);
+      return await deflowSamples(src.sampler, clean, variants, seed, 32, src.noiseAt);
   }
 };

@@ -34,6 +34,8 @@ export interface ModelSource {
    * (`undefined` when the checkpoint has none).
    */
   readonly sameDomains?: boolean;
+  /** Where the sampler decoded the shift's noise (absent: `"input"`, the translation). */
+  readonly noiseAt?: "input" | "prior";
 }
 
 /** What a family's worker writes to `<out>/<family>/result.json`. */
@@ -92,7 +94,7 @@ export const familySection = (r: FamilyProof): string[] => {
     "",
     `${r.summary}. DeFlow model: \`${r.model.path}\` (${r.model.iterations} iterations${
       r.model.trainedHere ? ", trained by this run" : ""
-    }${
+    }${r.model.noiseAt === "prior" ? ", noise decoded at the prior (`--noise-at prior`)" : ""}${
       r.model.sameDomains === false
         ? "; **warning: trained on other data than this run's domains**"
         : r.model.sameDomains === undefined

@@ -416,6 +416,8 @@ export interface SampleArgs {
   readonly "max-megapixels"?: number;
   /** Backend. */
   readonly backend?: BackendName | "auto";
+  /** Where `degrade` decodes the shift's noise. */
+  readonly "noise-at"?: "input" | "prior";
 }
 
 const sampleOptions = (what: string) => ({
@@ -439,7 +441,15 @@ const sampleOptions = (what: string) => ({
 export const degradeSpec: CommandSpec = {
   name: "degrade",
   summary: "sample degraded versions of clean images; writes <name>_s<k>.png",
-  options: sampleOptions("clean"),
+  options: {
+    ...sampleOptions("clean"),
+    "noise-at": {
+      codec: oneOf("input", "prior"),
+      value: "W",
+      help: "decode the shift's noise at the image's latent (input, default: the paper's " +
+        "translation) or at a typical latent of the same condition (prior; see README)",
+    },
+  },
 };
 
 /** `deflow restore` options. */
@@ -528,6 +538,7 @@ export const runSample = async (a: SampleArgs, mode: "degrade" | "restore"): Pro
         seed: foldIn(a.seed ?? 0, hash32(name)),
         samples: a.samples ?? 1,
         ...(a.tile ? { tile: a.tile } : {}),
+        ...(mode === "degrade" && a["noise-at"] ? { noiseAt: a["noise-at"] } : {}),
       };
       const x = imageToTensor(images[i]);
       let outs: tf.Tensor4D[] = [];

@@ -92,18 +92,11 @@ export const contractionStatsFromMatrix = (k: Matrix): ContractionStats => {
   }
   const { values, vectors } = symmetricEigen(matmul(k, transpose(k)));
   const lam = Array.from(values, (v) => Math.max(v, 0));
+  // V·diag(f(λ))·Vᵀ as one matrix product (the columns of V scaled by f(λ)).
   const fn = (f: (l: number) => number): Matrix => {
-    const data = new Float64Array(c * c);
-    for (let i = 0; i < c; i++) {
-      for (let j = 0; j < c; j++) {
-        let s = 0;
-        for (let e = 0; e < c; e++) {
-          s += vectors.data[i * c + e] * f(lam[e]) * vectors.data[j * c + e];
-        }
-        data[i * c + j] = s;
-      }
-    }
-    return { rows: c, cols: c, data };
+    const fl = lam.map(f);
+    const scaled = vectors.data.map((v, idx) => v * fl[idx % c]);
+    return matmul({ rows: c, cols: c, data: scaled }, transpose(vectors));
   };
   const g = fn((l) => 1 / (1 + l));
   const gk = matmul(g, k);

@@ -72,6 +72,8 @@ export interface ModelConfigInput {
   readonly additiveCoupling?: boolean;
   /** See {@linkcode ModelConfig.contractShift}. */
   readonly contractShift?: boolean;
+  /** See {@linkcode ModelConfig.jointShift}. */
+  readonly jointShift?: boolean;
 }
 
 /** A finite number in `[min, max]` (`(min, max]` when `open`). */
@@ -117,6 +119,7 @@ export const ModelConfigCodec: t.Decoder<unknown, ModelConfigInput> = t.exact(
     adaptiveShift: t.boolean,
     additiveCoupling: t.boolean,
     contractShift: t.boolean,
+    jointShift: t.boolean,
   }),
   "ModelConfig",
 );
@@ -207,6 +210,20 @@ export interface ModelConfig {
    * with `false`.
    */
   readonly contractShift: boolean;
+  /**
+   * One latent shift over **all** latents of each `2^L × 2^L` image block, instead of one
+   * per latent. Each latent is folded to the coarsest grid (space-to-depth, a permutation:
+   * no log-det) and the folded latents are stacked into one vector of `3·4^L` values per
+   * block (192 for `L = 3`), which gets the shift `N(μ, a(h)²·MMᵀ)` (and the contraction,
+   * with `contractShift`). A degradation moves every level's latent together: through the
+   * split priors, noise in a coarse latent shifts the finer latents' means, and the real
+   * displacement of a finer latent compensates. Per-latent shifts sample the levels
+   * independently and decode that missing compensation as low-frequency blotches
+   * (measured in the README, _Fidelity_). The scale head `a(h)` runs on the coarsest
+   * level's features. Default false; checkpoints written before this field existed load
+   * with `false`.
+   */
+  readonly jointShift: boolean;
 }
 
 /** The default configuration: small enough to train on a 2-core CPU in minutes. */
@@ -229,6 +246,7 @@ export const defaultConfig: ModelConfig = {
   adaptiveShift: true,
   additiveCoupling: false,
   contractShift: true,
+  jointShift: false,
 };
 
 /** The sizes of the authors' configuration (NTIRE/AIM): L 3, K 16, hidden 64, RRDB 64/23/32. */
@@ -282,6 +300,7 @@ const FIELDS: readonly string[] = [
   "adaptiveShift",
   "additiveCoupling",
   "contractShift",
+  "jointShift",
 ];
 const ENCODER_FIELDS: readonly string[] = ["nf", "nb", "gc"];
 
@@ -408,6 +427,7 @@ export const decodeStoredConfig = (
         conditionResidual: false,
         adaptiveShift: false,
         contractShift: false,
+        jointShift: false,
         ...stored,
         ...(width === undefined ? {} : { injectorHidden: width }),
       }

@@ -70,6 +70,13 @@ export const latentChannels = (config: ModelConfig): number[] => {
   return [...lc.filter((l) => l.emitted > 0).map((l) => l.emitted), lc[lc.length - 1].kept];
 };
 
+/** The level (1-based) that emits each latent, in latent order. */
+export const latentLevels = (config: ModelConfig): number[] => {
+  const lc = levelChannels(config);
+  const split = lc.flatMap((l, i) => (l.emitted > 0 ? [i + 1] : []));
+  return [...split, config.levels];
+};
+
 /** The multiple of which image sides must be: `2^levels` (and the conditioning factor). */
 export const sizeMultiple = (config: ModelConfig): number =>
   Math.max(2 ** config.levels, config.conditionFactor);

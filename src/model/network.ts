@@ -30,6 +30,7 @@ import {
 } from "./multiScale.ts";
 import type { ModelConfig } from "./config.ts";
 import { latentChannels, levelChannels, networkLayout } from "./layout.ts";
+import { shiftLatentChannels, shiftLatentLevels } from "./shiftLatents.ts";
 import { initShiftScale, shiftScale, shiftScale2, type ShiftScaleParams } from "./shiftScale.ts";
 
 /** Parameters of one level. */
@@ -88,7 +89,7 @@ export const initParams = (config: ModelConfig, seed: number): DeflowParams => {
       split: lc.emitted > 0 ? [split.init({ channels: lc.channels })] : [],
     };
   });
-  const shifts = latentChannels(config).map((c, i) =>
+  const shifts = shiftLatentChannels(config).map((c, i) =>
     latentShift.init({ channels: c, seed: foldIn(shiftSeed, i), scale: config.shiftInit })
   );
   return {
@@ -97,7 +98,7 @@ export const initParams = (config: ModelConfig, seed: number): DeflowParams => {
     shifts,
     shiftScales: config.adaptiveShift ? shifts.map(() => initShiftScale(cc)) : [],
     shiftContractions: config.contractShift
-      ? latentChannels(config).map((c, i) =>
+      ? shiftLatentChannels(config).map((c, i) =>
         initContraction({
           channels: c,
           scale: config.shiftInit / 10,
@@ -110,7 +111,8 @@ export const initParams = (config: ModelConfig, seed: number): DeflowParams => {
 
 /**
  * The per-position scale maps of the latent shifts (`config.adaptiveShift`), one per
- * latent, `[N, h, w, 1]` at the latent's resolution, from the level features; `null`
+ * shift latent (`shiftLatents.ts`), `[N, h, w, 1]` at its resolution, from the level
+ * features; `null`
  * without `adaptiveShift`. `squared` gives `a²` (for the densities), else `a` (for
  * sampling).
  */
@@ -121,23 +123,16 @@ export const latentShiftScales = (
   squared: boolean,
 ): tf.Tensor4D[] | null => {
   if (!config.adaptiveShift) return null;
-  if (params.shiftScales.length !== latentChannels(config).length) {
+  const levelOf = shiftLatentLevels(config);
+  if (params.shiftScales.length !== levelOf.length) {
     throw new ShapeError(
       `deflow: the config asks for adaptiveShift but the parameters have ` +
-        `${params.shiftScales.length} scale heads for ${latentChannels(config).length} latents`,
+        `${params.shiftScales.length} scale heads for ${levelOf.length} shift latents`,
     );
   }
-  const levelOf = latentLevels(config);
   return params.shiftScales.map((s, i) =>
     (squared ? shiftScale2 : shiftScale)(s, features[levelOf[i] - 1])
   );
-};
-
-/** The level (1-based) that emits each latent, in latent order. */
-const latentLevels = (config: ModelConfig): number[] => {
-  const lc = levelChannels(config);
-  const split = lc.flatMap((l, i) => (l.emitted > 0 ? [i + 1] : []));
-  return [...split, config.levels];
 };
 
 /**

@@ -27,6 +27,7 @@ import {
   latentShiftScales,
   levelFeatures,
 } from "./network.ts";
+import { packShiftLatents } from "./shiftLatents.ts";
 
 /**
  * Uniform dequantisation: `x + (u − ½)/bins`, `u ~ U(0, 1)` per value (seeded). The
@@ -113,7 +114,7 @@ const latentTerms = (
 ): { clean: tf.Tensor1D; degraded: tf.Tensor1D } => ({
   clean: sumLogDets(latents.map((z) => latentShift.logProbClean(z))),
   degraded: sumLogDets(
-    latents.map((z, i) => {
+    packShiftLatents(config, latents).map((z, i) => {
       const { w, logDet } = throughContraction(params, config, stats[i], z, i);
       const base = scales2
         ? scaledLogProb(params.shifts[i], stats[i], w, scales2[i])
@@ -206,18 +207,19 @@ export const pairedLogLikelihood = (
     const ex = encodeWithFeatures(params, config, x, feats);
     const ey = encodeWithFeatures(params, config, y, feats);
     const scales2 = latentShiftScales(params, config, feats, true);
-    const terms = ey.latents.map((zy, i) => {
+    const zx = packShiftLatents(config, ex.latents);
+    const terms = packShiftLatents(config, ey.latents).map((zy, i) => {
       const { w, logDet } = throughContraction(params, config, pairedStats[i], zy, i);
       const base = scales2
         ? scaledPairedLogProb(
           params.shifts[i],
           pairedStats[i],
           w,
-          ex.latents[i],
+          zx[i],
           scales2[i],
           pairedStats[i].ridge,
         )
-        : latentShift.pairedLogProb(params.shifts[i], pairedStats[i], w, ex.latents[i]);
+        : latentShift.pairedLogProb(params.shifts[i], pairedStats[i], w, zx[i]);
       return logDet ? tf.add(base, logDet) as tf.Tensor1D : base;
     });
     return tf.add(sumLogDets(terms), ey.logDet) as tf.Tensor1D;

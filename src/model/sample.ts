@@ -35,6 +35,7 @@ import {
 } from "./network.ts";
 import { disposeShiftStats, type ModelShiftStats, prepareShifts } from "./objective.ts";
 import { contractSample, expandLatent } from "../layers/latentContraction.ts";
+import { packShiftLatents, unpackShiftLatents } from "./shiftLatents.ts";
 
 /** Per-channel mean/std normalisation of the degraded domain (AIM-style, optional). */
 export type DomainNormalization = {
@@ -100,6 +101,19 @@ export interface SampleOptions {
    * noise is added to the output.
    */
   readonly dequantize?: boolean;
+  /**
+   * Where {@linkcode degrade} decodes the shift's noise (default `"input"`):
+   * - `"input"`: at the image's own latent, `ŷ = f⁻¹(μ + G·(f(x) + a·M·n))` (the paper's
+   *   translation);
+   * - `"prior"`: the deterministic part at the image, the noise at a typical latent
+   *   `ε ~ N(0, I)` of the same condition:
+   *   `ŷ = f⁻¹(μ + G·f(x)) + f⁻¹(μ + G·(ε + a·M·n)) − f⁻¹(μ + G·ε)`.
+   *   The shift's noise is fitted to the degraded photos' marginal, i.e. where the latents
+   *   are typical; in flat regions a photo's own latent is not (the flow expands them
+   *   most), and decoding the noise there weakens it (measured in the README, _Fidelity_).
+   *   Costs two more decodes; τ = 0 still returns `x`. Ignored by `restore`.
+   */
+  readonly noiseAt?: "input" | "prior";
 }
 
 /** Reflection indices `0..n-1` extended by `before`/`after` (repeated reflection). */
@@ -206,6 +220,9 @@ const opts = (o: SampleOptions) => {
   if (!Number.isInteger(samples) || samples < 1) {
     throw new RangeError(`samples must be a positive integer, got ${samples}`);
   }
+  if (o.noiseAt !== undefined && o.noiseAt !== "input" && o.noiseAt !== "prior") {
+    throw new RangeError(`noiseAt must be "input" or "prior", got ${String(o.noiseAt)}`);
+  }
   return {
     temperature,
     samples,
@@ -213,12 +230,14 @@ const opts = (o: SampleOptions) => {
     tile: o.tile ?? 512,
     overlap: o.overlap ?? 16,
     dequantize: o.dequantize ?? true,
+    noiseAt: o.noiseAt ?? "input",
   };
 };
 
 /**
- * Maps one latent of a tile; `scale` is the latent's per-position shift scale map
- * (`config.adaptiveShift`: `a` for degrading, `a²` for restoring) or `null`.
+ * Maps one shift latent of a tile; `scale` is its per-position shift scale map
+ * (`config.adaptiveShift`: `a` for degrading, `a²` for restoring) or `null`; `noise` false
+ * leaves out the sampled noise (the deterministic part of the map).
  */
 type LatentMap = (
   z: tf.Tensor4D,
@@ -226,6 +245,7 @@ type LatentMap = (
   seed: number,
   temperature: number,
   scale: tf.Tensor4D | null,
+  noise: boolean,
 ) => tf.Tensor4D;
 
 /**
@@ -238,6 +258,7 @@ const sampleThroughLatents = (
   options: SampleOptions,
   what: string,
   squaredScales: boolean,
+  noiseAtPrior: boolean,
   mapLatent: LatentMap,
   before?: (x: tf.Tensor4D) => tf.Tensor4D,
   after?: (y: tf.Tensor4D) => tf.Tensor4D,
@@ -271,10 +292,38 @@ const sampleThroughLatents = (
           const input = offset ? tf.add(win, offset) as tf.Tensor4D : win;
           const { latents } = encodeWithFeatures(params, config, input, feats, levels);
           const scales = latentShiftScales(params, config, feats, squaredScales);
-          const mapped = latents.map((z, i) =>
-            mapLatent(z, i, foldIn(seed, i + 1), o.temperature, scales ? scales[i] : null)
-          );
-          const decoded = decodeWithFeatures(params, config, mapped, feats, levels).x;
+          const shapes = latents.map((z) => z.shape);
+          const decode = (zs: readonly tf.Tensor4D[]) =>
+            decodeWithFeatures(
+              params,
+              config,
+              unpackShiftLatents(config, zs, shapes),
+              feats,
+              levels,
+            )
+              .x;
+          const map = (zs: readonly tf.Tensor4D[], noise: boolean) =>
+            zs.map((z, i) =>
+              mapLatent(z, i, foldIn(seed, i + 1), o.temperature, scales?.[i] ?? null, noise)
+            );
+          const packed = packShiftLatents(config, latents);
+          let decoded: tf.Tensor4D;
+          if (noiseAtPrior && o.noiseAt === "prior") {
+            // The deterministic part at the image, the noise at a typical latent.
+            const eps = packed.map((z, i) =>
+              tf.randomNormal(
+                z.shape,
+                0,
+                1,
+                "float32",
+                tfSeed(foldIn(seed, 2000 + i)),
+              ) as tf.Tensor4D
+            );
+            decoded = tf.add(
+              decode(map(packed, false)),
+              tf.sub(decode(map(eps, true)), decode(map(eps, false))),
+            ) as tf.Tensor4D;
+          } else decoded = decode(map(packed, true));
           return offset ? tf.sub(decoded, offset) as tf.Tensor4D : decoded;
         },
       );
@@ -298,10 +347,13 @@ export const degrade = (
     options,
     "degrade",
     false,
-    (z, i, seed, temperature, scale) => {
+    true,
+    (z, i, seed, temperature, scale, noise) => {
       const shape: Shape4 = z.shape;
       const p = sampler.params.shifts[i];
-      const u = scale
+      const u = !noise
+        ? tf.add(tf.zeros([...shape]), tf.mul(p.mu, temperature)) as tf.Tensor4D
+        : scale
         ? scaledSample(p, shape, scale, { temperature, seed })
         : latentShift.sample(p, shape, { temperature, seed });
       const contraction = sampler.stats[i].contraction;
@@ -330,6 +382,7 @@ export const restore = (
     options,
     "restore",
     true,
+    false,
     (zy, i, seed, temperature, scale2) => {
       const p = sampler.params.shifts[i];
       const stats = sampler.stats[i];

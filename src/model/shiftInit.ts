@@ -41,6 +41,7 @@ import { type Matrix, symmetricEigen } from "../linalg/dense.ts";
 import type { LatentShiftParams } from "../layers/latentShift.ts";
 import type { ModelConfig } from "./config.ts";
 import { type DeflowParams, encode } from "./network.ts";
+import { packShiftLatents } from "./shiftLatents.ts";
 
 /** One chunk of images for {@linkcode initShiftsFromData} (the caller disposes it). */
 export interface ShiftInitChunk {
@@ -217,7 +218,9 @@ export const initShiftsFromData = async (
   for (let i = 0; i < chunks; i++) {
     const c = chunk(i);
     const mask = await c.degradedMask.data();
-    const { latents, logDet } = encode(params, config, c.x, c.cond);
+    const encoded = encode(params, config, c.x, c.cond);
+    const latents = packShiftLatents(config, encoded.latents);
+    const logDet = encoded.logDet;
     // The ordinal of each clean sample within this chunk (its half is the parity).
     const cleanBefore = Array.from(mask, (_, s) => mask.slice(0, s).filter((v) => v < 0.5).length);
     try {
@@ -234,7 +237,7 @@ export const initShiftsFromData = async (
       }
       for (let s = 0; s < mask.length; s++) if (mask[s] < 0.5) cleanSeen++;
     } finally {
-      tf.dispose([...latents, logDet]);
+      tf.dispose([...new Set([...latents, ...encoded.latents]), logDet]);
       release(c);
     }
   }

@@ -1,11 +1,12 @@
 /**
- * What the degraded latent's contraction (`contractShift`) costs per training step: the
- * default config with and without it, one training step each (batch 8, 64×64 crops, as the
+ * What a latent-shift option costs per training step: `--option contractShift` (default)
+ * times the default config against the same without the contraction, `--option jointShift`
+ * the joint shift against the default. One training step each (batch 8, 64×64 crops, as the
  * CLI trains), interleaved, `--rounds N` pairs (default 10) after two warm-up pairs. Prints
  * the median of the per-pair time ratios and their range; absolute times on shared machines
  * are noise.
  *
- * `deno run -A bench/contraction_cost.ts [--rounds N]`
+ * `deno run -A bench/shift_cost.ts [--option contractShift|jointShift] [--rounds N]`
  *
  * @module
  */
@@ -18,17 +19,29 @@ import { conditionInput } from "../src/model/conditioning.ts";
 import { adamInit } from "../src/train/adam.ts";
 import { trainStep } from "../src/train/step.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { rounds: { type: "string" } } });
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { rounds: { type: "string" }, option: { type: "string", default: "contractShift" } },
+});
 const rounds = Number(values.rounds ?? 10);
-if (!(Number.isInteger(rounds) && rounds >= 1)) {
-  console.error("contraction_cost: --rounds must be a positive integer");
+const option = values.option;
+if (
+  !(Number.isInteger(rounds) && rounds >= 1) || !["contractShift", "jointShift"].includes(option)
+) {
+  console.error(
+    "shift_cost: --rounds must be a positive integer, --option contractShift or jointShift",
+  );
   Deno.exit(2);
 }
+/** The two configs compared: [without the option, with it]. */
+const pair: [Record<string, boolean>, Record<string, boolean>] = option === "jointShift"
+  ? [{ jointShift: false }, { jointShift: true }]
+  : [{ contractShift: false }, { contractShift: true }];
 await initBackend();
 
-/** A timed training step of the default config with `contractShift` on or off. */
-const stepper = (contractShift: boolean) => {
-  const config = configOrThrow({ contractShift });
+/** A timed training step of a config. */
+const stepper = (input: Record<string, boolean>) => {
+  const config = configOrThrow(input);
   const x = tf.randomUniform([8, 64, 64, 3], 0, 1, "float32", 21) as tf.Tensor4D;
   const degradedMask = tf.tensor1d([0, 1, 0, 1, 0, 1, 0, 1]);
   const c0 = conditionInput(x, { factor: config.conditionFactor, seed: 1 });
@@ -45,7 +58,7 @@ const stepper = (contractShift: boolean) => {
   };
 };
 
-const off = stepper(false), on = stepper(true);
+const off = stepper(pair[0]), on = stepper(pair[1]);
 for (let i = 0; i < 2; i++) {
   await off();
   await on();
@@ -60,7 +73,7 @@ for (let r = 0; r < rounds; r++) {
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 const sorted = [...ratios].sort((a, b) => a - b);
 console.log(
-  `training step, contractShift on / off: median ratio ${median(ratios).toFixed(3)} ` +
+  `training step, ${option} on / off: median ratio ${median(ratios).toFixed(3)} ` +
     `(range ${sorted[0].toFixed(3)}–${sorted[sorted.length - 1].toFixed(3)}, ${rounds} ` +
     `interleaved pairs); medians ${median(onMs).toFixed(0)} / ${median(offMs).toFixed(0)} ms`,
 );
