@@ -19,6 +19,10 @@
  * - per latent, the per-position shift scale `a(h)` (`adaptiveShift`): its 5/50/95 %
  *   points, and its median in flat 8×8 blocks of the clean crops (local std < 0.01) against
  *   busy ones (> 0.05): does `a(h)` make up for the flow's weak gain in flat regions?
+ * - the cost of the shift's independence assumptions: the real degradation's latent
+ *   displacement decoded at the clean latent as it is (exact), from another crop, from
+ *   another crop per latent, and as a Gaussian with its covariance per latent or per
+ *   `2^L` block over all latents (`jointShift`), with the share of fine (3×3) detail.
  *
  * @module
  */
