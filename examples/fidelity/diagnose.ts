@@ -22,7 +22,8 @@
  * - the cost of the shift's independence assumptions: the real degradation's latent
  *   displacement decoded at the clean latent as it is (exact), from another crop, from
  *   another crop per latent, and as a Gaussian with its covariance per latent or per
- *   `2^L` block over all latents (`jointShift`), with the share of fine (3×3) detail.
+ *   `2^L` block over all latents (`jointShift`), with the share of fine (3×3) detail;
+ *   and the displacement's neighbour correlations (per-position shifts assume none).
  *
  * @module
  */
@@ -355,6 +356,22 @@ if (config.adaptiveShift) {
     y.dispose();
     row(label, `${describe(imgs)}  hp ${hp.toFixed(3)}`);
   };
+  // Per-position i.i.d. shifts assume d is spatially white: its neighbour correlations.
+  for (const [l, t] of d.entries()) {
+    const lag = (dy: number, dx: number): number =>
+      tf.tidy(() => {
+        const [, h, w] = t.shape;
+        const a = tf.slice(t, [0, 0, 0, 0], [-1, h - dy, w - dx, -1]);
+        const b = tf.slice(t, [0, dy, dx, 0], [-1, h - dy, w - dx, -1]);
+        return tf.div(tf.mean(tf.mul(a, b)), tf.mean(tf.square(t))).dataSync()[0];
+      });
+    row(
+      `latent ${l} displacement d`,
+      `mean square ${tf.tidy(() => tf.mean(tf.square(t)).dataSync()[0]).toFixed(3)}; ` +
+        `neighbour correlation (0,1) ${lag(0, 1).toFixed(3)} (1,0) ${lag(1, 0).toFixed(3)} ` +
+        `(1,1) ${lag(1, 1).toFixed(3)}`,
+    );
+  }
   row("real y", `${describe(real)}  hp ${highPass(tf.sub(yReal2, x) as tf.Tensor4D).toFixed(3)}`);
   const other = d.map((t) => roll(t, 1));
   const perLatent = d.map((t, l) => roll(t, 1 + 3 * l));
