@@ -15,6 +15,7 @@ import {
   packShiftLatents,
   shiftLatentChannels,
   shiftLatentLevels,
+  shiftLatentShapes,
   unfoldBlocks,
   unpackShiftLatents,
 } from "../src/model/shiftLatents.ts";
@@ -99,6 +100,8 @@ Deno.test(
       const packed = packShiftLatents(config, lat);
       assert.equal(packed.length, 1);
       assert.deepEqual(packed[0].shape, [2, 4, 4, 48]);
+      assert.deepEqual(shiftLatentShapes(config, shapes), [[2, 4, 4, 48]]);
+      assert.deepEqual(shiftLatentShapes(tinyConfig(), shapes), shapes);
       const back = unpackShiftLatents(config, packed, shapes);
       for (let i = 0; i < lat.length; i++) {
         assert.equal(maxAbsDiff(await read(back[i]), await read(lat[i])), 0);

@@ -62,7 +62,11 @@ import {
   transpose,
 } from "../../src/linalg/dense.ts";
 import { familyByName } from "./families.ts";
-import { packShiftLatents, unpackShiftLatents } from "../../src/model/shiftLatents.ts";
+import {
+  packShiftLatents,
+  shiftLatentShapes,
+  unpackShiftLatents,
+} from "../../src/model/shiftLatents.ts";
 
 const [checkpoint, familyName] = Deno.args;
 if (!checkpoint || !familyName) {
@@ -166,13 +170,10 @@ for (
       z.shape
     );
     // The shift's view of the latents (one joint latent with `jointShift`).
-    const shapes = packShiftLatents(
-      config,
-      networkShapes.map((s) => tf.zeros([...s]) as tf.Tensor4D),
-    ).map((z) => z.shape);
+    const shapes = shiftLatentShapes(config, networkShapes);
     const scales = latentShiftScales(inv, config, feats, false);
     const latents = shapes.map((shape, i) => {
-      const eps = tf.randomNormal(shape, 0, 1, "float32", 21 + i) as tf.Tensor4D;
+      const eps = tf.randomNormal([...shape], 0, 1, "float32", 21 + i) as tf.Tensor4D;
       if (which.startsWith("clean")) return eps;
       const u = scales
         ? scaledSample(inv.shifts[i], shape, scales[i], { temperature: 1, seed: 121 + i })
@@ -194,12 +195,12 @@ for (
 disposeInverses(inv);
 
 /** Per-pixel-vector covariance of a latent `[N, H, W, C]` (float64, row-major C×C). */
-const latentCov = async (z: tf.Tensor4D): Promise<Float64Array> => {
+const latentCov = async (z: tf.Tensor4D, centred = true): Promise<Float64Array> => {
   const c = z.shape[3];
   const v = (await z.data()) as Float32Array;
   const n = v.length / c;
   const mean = new Float64Array(c);
-  for (let k = 0; k < v.length; k++) mean[k % c] += v[k] / n;
+  if (centred) { for (let k = 0; k < v.length; k++) mean[k % c] += v[k] / n; }
   const cov = new Float64Array(c * c);
   for (let p = 0; p < n; p++) {
     for (let i = 0; i < c; i++) {
@@ -254,7 +255,7 @@ for (let l = 0; l < zx.length; l++) {
   );
 }
 contractions.forEach(disposeContractionStats);
-tf.dispose([...zx, ...zy, yReal]);
+tf.dispose([...zx, ...zy]);
 
 if (config.adaptiveShift) {
   const size = x.shape[1];
@@ -310,9 +311,8 @@ if (config.adaptiveShift) {
     seed: 3,
   });
   const feats = levelFeatures(PI, config, cond, x.shape[1], x.shape[2]);
-  const yReal2 = imagesToTensor(real);
   const zx2 = encodeWithFeatures(PI, config, x, feats).latents;
-  const zy2 = encodeWithFeatures(PI, config, yReal2, feats).latents;
+  const zy2 = encodeWithFeatures(PI, config, yReal, feats).latents;
   const d = zx2.map((z, l) => tf.sub(zy2[l], z) as tf.Tensor4D);
   const n = x.shape[0];
   const roll = (t: tf.Tensor4D, k: number): tf.Tensor4D =>
@@ -324,25 +324,21 @@ if (config.adaptiveShift) {
         tf.mean(tf.square(tf.sub(r, tf.mean(r, [0, 1, 2])))),
       ).dataSync()[0]
     );
-  /** Gaussian samples with the (uncentred) covariance of the rows of `v` `[rows, c]`. */
-  const gaussianLike = async (v: tf.Tensor2D, seed: number): Promise<tf.Tensor2D> => {
-    const [rows, c] = v.shape;
-    const data = (await v.data()) as Float32Array;
-    const cov = new Float64Array(c * c);
-    for (let r = 0; r < rows; r++) {
-      for (let i = 0; i < c; i++) {
-        const a = data[r * c + i] / rows;
-        for (let j = 0; j < c; j++) cov[i * c + j] += a * data[r * c + j];
-      }
-    }
+  /** Zero-mean Gaussian samples shaped like `t`, with its per-position second moments. */
+  const gaussianLike = async (t: tf.Tensor4D, seed: number): Promise<tf.Tensor4D> => {
+    const c = t.shape[3];
+    const cov = await latentCov(t, false);
     for (let i = 0; i < c; i++) cov[i * c + i] += 1e-6;
     const l = cholesky(matrix(c, c, cov));
     return tf.tidy(() =>
-      tf.matMul(
-        tf.randomNormal([rows, c], 0, 1, "float32", seed),
-        tf.tensor2d(Float32Array.from(l.data), [c, c]),
-        false,
-        true,
+      tf.reshape(
+        tf.matMul(
+          tf.randomNormal([t.size / c, c], 0, 1, "float32", seed),
+          tf.tensor2d(Float32Array.from(l.data), [c, c]),
+          false,
+          true,
+        ),
+        t.shape,
       )
     );
   };
@@ -372,30 +368,24 @@ if (config.adaptiveShift) {
         `(1,1) ${lag(1, 1).toFixed(3)}`,
     );
   }
-  row("real y", `${describe(real)}  hp ${highPass(tf.sub(yReal2, x) as tf.Tensor4D).toFixed(3)}`);
+  row(
+    "real y",
+    `${describe(real)}  hp ${tf.tidy(() => highPass(tf.sub(yReal, x) as tf.Tensor4D)).toFixed(3)}`,
+  );
   const other = d.map((t) => roll(t, 1));
   const perLatent = d.map((t, l) => roll(t, 1 + 3 * l));
-  const gauss = await Promise.all(d.map(async (t, l) => {
-    const c = t.shape[3];
-    const v = tf.reshape(t, [-1, c]) as tf.Tensor2D;
-    const g = await gaussianLike(v, 50 + l);
-    const out = tf.reshape(g, t.shape) as tf.Tensor4D;
-    tf.dispose([v, g]);
-    return out;
-  }));
+  const gauss = await Promise.all(d.map((t, l) => gaussianLike(t, 50 + l)));
   const jointCfg = { ...config, jointShift: true };
   const [packed] = packShiftLatents(jointCfg, d);
-  const pv = tf.reshape(packed, [-1, packed.shape[3]]) as tf.Tensor2D;
-  const pg = await gaussianLike(pv, 77);
-  const pgt = tf.reshape(pg, packed.shape) as tf.Tensor4D;
-  const joint = unpackShiftLatents(jointCfg, [pgt], d.map((t) => t.shape));
+  const pg = await gaussianLike(packed, 77);
+  const joint = unpackShiftLatents(jointCfg, [pg], d.map((t) => t.shape));
   await decodeAt("f⁻¹(f(x) + d): d of the same crop", d);
   await decodeAt("d of another crop", other);
   await decodeAt("d of another crop per latent", perLatent);
   await decodeAt("Gaussian, d's covariance per latent", gauss);
   await decodeAt(`Gaussian, d's covariance per ${2 ** config.levels}² block`, joint);
-  tf.dispose([yReal2, cond, ...feats, ...zx2, ...zy2, ...d, ...other, ...perLatent, ...gauss]);
-  tf.dispose([packed, pv, pg, pgt, ...joint]);
+  tf.dispose([yReal, cond, ...feats, ...zx2, ...zy2, ...d, ...other, ...perLatent, ...gauss]);
+  tf.dispose([packed, pg, ...joint]);
   disposeInverses(PI);
 }
 x.dispose();

@@ -258,7 +258,6 @@ const sampleThroughLatents = (
   options: SampleOptions,
   what: string,
   squaredScales: boolean,
-  noiseAtPrior: boolean,
   mapLatent: LatentMap,
   before?: (x: tf.Tensor4D) => tf.Tensor4D,
   after?: (y: tf.Tensor4D) => tf.Tensor4D,
@@ -308,7 +307,7 @@ const sampleThroughLatents = (
             );
           const packed = packShiftLatents(config, latents);
           let decoded: tf.Tensor4D;
-          if (noiseAtPrior && o.noiseAt === "prior") {
+          if (o.noiseAt === "prior") {
             // The deterministic part at the image, the noise at a typical latent.
             const eps = packed.map((z, i) =>
               tf.randomNormal(
@@ -347,7 +346,6 @@ export const degrade = (
     options,
     "degrade",
     false,
-    true,
     (z, i, seed, temperature, scale, noise) => {
       const shape: Shape4 = z.shape;
       const p = sampler.params.shifts[i];
@@ -379,10 +377,9 @@ export const restore = (
   return sampleThroughLatents(
     sampler,
     y,
-    options,
+    { ...options, noiseAt: "input" }, // restoring has no noise to place
     "restore",
     true,
-    false,
     (zy, i, seed, temperature, scale2) => {
       const p = sampler.params.shifts[i];
       const stats = sampler.stats[i];

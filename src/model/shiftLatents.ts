@@ -61,6 +61,17 @@ export const shiftLatentChannels = (config: ModelConfig): number[] => {
 export const shiftLatentLevels = (config: ModelConfig): number[] =>
   config.jointShift ? [config.levels] : latentLevels(config);
 
+/** The shapes of the shift latents for network latents of the given shapes. */
+export const shiftLatentShapes = (
+  config: ModelConfig,
+  shapes: readonly Shape4[],
+): Shape4[] => {
+  if (!config.jointShift) return [...shapes];
+  const f = foldFactors(config);
+  const [n, h, w] = shapes[shapes.length - 1];
+  return [[n, h, w, shapes.reduce((sum, s, i) => sum + s[3] * f[i] * f[i], 0)]];
+};
+
 /**
  * The network's latents → the shift latents. Without `jointShift`, the same array (no
  * new tensors); with it, one new tensor.
