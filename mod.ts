@@ -73,6 +73,7 @@ export {
   type CouplingFromConditionerOptions,
   type CouplingOptions,
 } from "./src/layers/affineCoupling.ts";
+export * from "./src/layers/linearCoupling.ts";
 export * from "./src/layers/affineInjector.ts";
 export * from "./src/layers/squeeze.ts";
 export * from "./src/layers/split.ts";

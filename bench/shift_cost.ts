@@ -1,12 +1,13 @@
 /**
- * What a latent-shift option costs per training step: `--option contractShift` (default)
+ * What a model option costs per training step: `--option contractShift` (default)
  * times the default config against the same without the contraction, `--option jointShift`
- * the joint shift against the default. One training step each (batch 8, 64×64 crops, as the
+ * the joint shift against the default, `--option linearCoupling` the conditionally linear
+ * couplings against the default. One training step each (batch 8, 64×64 crops, as the
  * CLI trains), interleaved, `--rounds N` pairs (default 10) after two warm-up pairs. Prints
  * the median of the per-pair time ratios and their range; absolute times on shared machines
  * are noise.
  *
- * `deno run -A bench/shift_cost.ts [--option contractShift|jointShift] [--rounds N]`
+ * `deno run -A bench/shift_cost.ts [--option contractShift|jointShift|linearCoupling] [--rounds N]`
  *
  * @module
  */
@@ -25,18 +26,20 @@ const { values } = parseArgs({
 });
 const rounds = Number(values.rounds ?? 10);
 const option = values.option;
-if (
-  !(Number.isInteger(rounds) && rounds >= 1) || !["contractShift", "jointShift"].includes(option)
-) {
+/** The two configs compared for each option: [without the option, with it]. */
+const pairs: Record<string, [Record<string, boolean>, Record<string, boolean>]> = {
+  contractShift: [{ contractShift: false }, { contractShift: true }],
+  jointShift: [{ jointShift: false }, { jointShift: true }],
+  linearCoupling: [{ linearCoupling: false }, { linearCoupling: true }],
+};
+if (!(Number.isInteger(rounds) && rounds >= 1) || !(option in pairs)) {
   console.error(
-    "shift_cost: --rounds must be a positive integer, --option contractShift or jointShift",
+    "shift_cost: --rounds must be a positive integer, --option one of " +
+      Object.keys(pairs).join(", "),
   );
   Deno.exit(2);
 }
-/** The two configs compared: [without the option, with it]. */
-const pair: [Record<string, boolean>, Record<string, boolean>] = option === "jointShift"
-  ? [{ jointShift: false }, { jointShift: true }]
-  : [{ contractShift: false }, { contractShift: true }];
+const pair = pairs[option];
 await initBackend();
 
 /** A timed training step of a config. */

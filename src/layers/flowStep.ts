@@ -3,7 +3,9 @@
  *
  * - {@linkcode flowStep}: `actNorm → invConv1x1 → affineCoupling → affineInjector`, i.e.
  *   the encoding direction `z₂ ← z₂/s − t` (coupling) then `z ← z/s − t(h)` (injector);
- *   its inverse is the paper's generation direction.
+ *   its inverse is the paper's generation direction. Parameters with a
+ *   {@linkcode linearCoupling} in place of the affine coupling make the step affine in its
+ *   input for a fixed condition.
  * - {@linkcode transitionStep}: `actNorm → invConv1x1` (no coupling, no condition).
  *
  * Both read their sizes from the parameters (the ActNorm's channels, the injector
@@ -27,6 +29,7 @@ import {
   type AffineScaleOptions,
 } from "./affineCoupling.ts";
 import { affineInjector, type AffineInjectorParams } from "./affineInjector.ts";
+import { linearCoupling, type LinearCouplingParams } from "./linearCoupling.ts";
 
 /** Parameters of one conditional {@linkcode flowStep}. */
 export type FlowStepParams = {
@@ -34,8 +37,11 @@ export type FlowStepParams = {
   readonly actNorm: ActNormParams;
   /** LU 1x1 convolution parameters. */
   readonly invConv: InvConv1x1Params;
-  /** Affine coupling conditioner. */
-  readonly coupling: AffineCouplingParams;
+  /**
+   * The coupling: an affine coupling's conditioner, or a {@linkcode linearCoupling}'s
+   * parameters (which have a `linear` convolution).
+   */
+  readonly coupling: AffineCouplingParams | LinearCouplingParams;
   /** Affine injector conditioner. */
   readonly injector: AffineInjectorParams;
 };
@@ -50,6 +56,11 @@ export interface FlowStepOptions {
   readonly hidden: number;
   /** Hidden channels of the injector network (default: `hidden`). */
   readonly injectorHidden?: number;
+  /**
+   * Use a {@linkcode linearCoupling} (affine in the flow tensor for a fixed condition)
+   * instead of the affine coupling. Default false.
+   */
+  readonly linearCoupling?: boolean;
 }
 
 /** Options for {@linkcode FlowStepLayer.bijector} (the sizes come from the parameters). */
@@ -99,7 +110,9 @@ export interface TransitionStepLayer extends Layer<TransitionStepParams, Channel
 
 /** The conditional flow step, see the module documentation. */
 export const flowStep: FlowStepLayer = {
-  init: ({ channels, condChannels, hidden, injectorHidden = hidden, seed }) => {
+  init: (
+    { channels, condChannels, hidden, injectorHidden = hidden, linearCoupling: linear, seed },
+  ) => {
     if (!Number.isInteger(condChannels) || condChannels < 1) {
       throw new ShapeError(
         `flowStep: condChannels must be a positive integer (the injector needs a condition), ` +
@@ -110,7 +123,9 @@ export const flowStep: FlowStepLayer = {
     return {
       actNorm: actNorm.init({ channels }),
       invConv: invConv1x1.init({ channels, seed: s0 }),
-      coupling: affineCoupling.init({ channels, condChannels, hidden, seed: s1 }),
+      coupling: linear
+        ? linearCoupling.init({ channels, condChannels, hidden, seed: s1 })
+        : affineCoupling.init({ channels, condChannels, hidden, seed: s1 }),
       injector: affineInjector.init({ channels, condChannels, hidden: injectorHidden, seed: s2 }),
     };
   },
@@ -124,7 +139,9 @@ export const flowStep: FlowStepLayer = {
     const b = chain(
       actNorm.bijector(p.actNorm),
       invConv1x1.bijector(p.invConv),
-      affineCoupling.bijector(p.coupling, { eps, additive: additiveCoupling }),
+      "linear" in p.coupling
+        ? linearCoupling.bijector(p.coupling, { eps })
+        : affineCoupling.bijector(p.coupling, { eps, additive: additiveCoupling }),
       injector,
     );
     b.forwardShape([1, 1, 1, p.actNorm.bias.shape[0]]); // the parameters must fit together

@@ -10,6 +10,10 @@
  * The model scores `ε` under the domain's Gaussian; {@linkcode SplitLayer.sizes} gives
  * how many channels are kept and emitted.
  *
+ * With `constantScale` ({@linkcode SplitOptions}) the log-scale is the bias alone (the
+ * convolution's log-scale weights are kept and ignored): the split is then affine in its
+ * input, as a conditionally linear flow needs (`ModelConfig.linearCoupling`).
+ *
  * @module
  */
 import { tf } from "../tf.ts";
@@ -39,8 +43,17 @@ export interface SplitSizes {
   readonly emitted: number;
 }
 
+/** Options of {@linkcode SplitLayer.bijector}. */
+export interface SplitOptions {
+  /**
+   * The log-scale is the prior's bias alone, one constant per emitted channel, not a
+   * function of `z₁` (default false): the split is then affine in its input.
+   */
+  readonly constantScale?: boolean;
+}
+
 /** The split layer. */
-export interface SplitLayer extends Layer<SplitParams, ChannelOptions> {
+export interface SplitLayer extends Layer<SplitParams, ChannelOptions, [options?: SplitOptions]> {
   /**
    * Zero-initialised prior for `channels` input channels. Deterministic: the seed is
    * accepted (as by every layer) and ignored.
@@ -50,7 +63,7 @@ export interface SplitLayer extends Layer<SplitParams, ChannelOptions> {
    * The split bijector; the channels (kept + emitted) come from the prior's weight. The
    * condition, if any, is ignored.
    */
-  readonly bijector: (p: SplitParams) => Bijector;
+  readonly bijector: (p: SplitParams, options?: SplitOptions) => Bijector;
   /** How many channels are kept and emitted for `channels` input channels. */
   readonly sizes: (channels: number) => SplitSizes;
 }
@@ -72,7 +85,7 @@ export const split: SplitLayer = {
     return { prior: { w: tf.zeros([3, 3, kept, 2 * emitted]), b: tf.zeros([2 * emitted]) } };
   },
   sizes,
-  bijector: (p) => {
+  bijector: (p, { constantScale = false } = {}) => {
     const ws = p.prior.w.shape;
     const channels = ws[2] + ws[3] / 2;
     const fits = ws[0] === 3 && ws[1] === 3 && ws[3] % 2 === 0 && Number.isInteger(channels) &&
@@ -91,9 +104,17 @@ export const split: SplitLayer = {
         const [n, h, w] = x.shape;
         const z1 = tf.slice(x, [0, 0, 0, 0], [n, h, w, kept]);
         const z2 = tf.slice(x, [0, 0, 0, kept], [n, h, w, emitted]);
-        const { even: mean, odd: logs } = deinterleave(
+        const { even: mean, odd: convLogs } = deinterleave(
           conv2dSame(z1, p.prior.w, p.prior.b, `${NAME}.prior`),
         );
+        const logs = constantScale
+          ? tf.mul(
+            tf.onesLike(mean),
+            tf.reshape(tf.slice(tf.reshape(p.prior.b, [emitted, 2]), [0, 1], [emitted, 1]), [
+              emitted,
+            ]),
+          )
+          : convLogs;
         const out = dir === 1
           ? tf.mul(tf.sub(z2, mean), tf.exp(tf.neg(logs)))
           : tf.add(tf.mul(z2, tf.exp(logs)), mean);

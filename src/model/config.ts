@@ -74,6 +74,8 @@ export interface ModelConfigInput {
   readonly contractShift?: boolean;
   /** See {@linkcode ModelConfig.jointShift}. */
   readonly jointShift?: boolean;
+  /** See {@linkcode ModelConfig.linearCoupling}. */
+  readonly linearCoupling?: boolean;
 }
 
 /** A finite number in `[min, max]` (`(min, max]` when `open`). */
@@ -120,6 +122,7 @@ export const ModelConfigCodec: t.Decoder<unknown, ModelConfigInput> = t.exact(
     additiveCoupling: t.boolean,
     contractShift: t.boolean,
     jointShift: t.boolean,
+    linearCoupling: t.boolean,
   }),
   "ModelConfig",
 );
@@ -224,6 +227,20 @@ export interface ModelConfig {
    * with `false`.
    */
   readonly jointShift: boolean;
+  /**
+   * The flow steps use conditionally linear couplings (`src/layers/linearCoupling.ts`):
+   * `z₂' = z₂/s(h) − t(h) − W∗z₁`, scale and shift networks on the condition only, a linear
+   * convolution of `z₁`. The whole flow is then affine in the image for a given condition,
+   * `f(x; h) = A(h)·x + b(h)`, so a latent shift decodes to the same image displacement
+   * `A(h)⁻¹·u` whatever the photo's content: the content-independent degradation that the
+   * latent shift assumes. With the paper's couplings the flow's response to a latent
+   * displacement depends on the content it is added to (measured in the README,
+   * _Fidelity_), which biases and coarsens the sampled noise. The price: the clean
+   * domain's model given `h` is Gaussian, and a degradation that depends on the content
+   * beyond `h` (JPEG) can only be learned on average. Default false; checkpoints written
+   * before this field existed load with `false`.
+   */
+  readonly linearCoupling: boolean;
 }
 
 /** The default configuration: small enough to train on a 2-core CPU in minutes. */
@@ -247,6 +264,7 @@ export const defaultConfig: ModelConfig = {
   additiveCoupling: false,
   contractShift: true,
   jointShift: false,
+  linearCoupling: false,
 };
 
 /** The sizes of the authors' configuration (NTIRE/AIM): L 3, K 16, hidden 64, RRDB 64/23/32. */
@@ -301,6 +319,7 @@ const FIELDS: readonly string[] = [
   "additiveCoupling",
   "contractShift",
   "jointShift",
+  "linearCoupling",
 ];
 const ENCODER_FIELDS: readonly string[] = ["nf", "nb", "gc"];
 
@@ -428,6 +447,7 @@ export const decodeStoredConfig = (
         adaptiveShift: false,
         contractShift: false,
         jointShift: false,
+        linearCoupling: false,
         ...stored,
         ...(width === undefined ? {} : { injectorHidden: width }),
       }

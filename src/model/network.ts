@@ -84,6 +84,7 @@ export const initParams = (config: ModelConfig, seed: number): DeflowParams => {
           condChannels: cc,
           hidden: config.hidden,
           injectorHidden: config.injectorHidden,
+          linearCoupling: config.linearCoupling,
           seed: foldIn(ls, i),
         })),
       split: lc.emitted > 0 ? [split.init({ channels: lc.channels })] : [],
@@ -221,7 +222,9 @@ const levelMembers = (
         additiveCoupling: config.additiveCoupling,
       }),
   })),
-  ...p.split.map((s): LevelMember => ({ bijector: () => split.bijector(s) })),
+  ...p.split.map((s): LevelMember => ({
+    bijector: () => split.bijector(s, { constantScale: config.linearCoupling }),
+  })),
 ];
 
 /**

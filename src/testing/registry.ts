@@ -25,6 +25,7 @@ import { affineInjector } from "../layers/affineInjector.ts";
 import { flowStep, transitionStep } from "../layers/flowStep.ts";
 import { invConv1x1 } from "../layers/invConv1x1.ts";
 import { latentShift } from "../layers/latentShift.ts";
+import { linearCoupling } from "../layers/linearCoupling.ts";
 import {
   contractionBijector,
   disposeContractionStats,
@@ -75,6 +76,13 @@ export const layerCases: readonly BijectorCase<LayerDraw>[] = [
     volumePreserving: true,
   }),
   layerCase({
+    name: "linearCoupling",
+    init: ({ channels, seed }) =>
+      linearCoupling.init({ channels, condChannels: H, hidden: HIDDEN, seed }),
+    bijector: (p) => linearCoupling.bijector(p),
+    condChannels: H,
+  }),
+  layerCase({
     name: "affineInjector",
     init: injectorInit,
     bijector: (p) => affineInjector.bijector(p),
@@ -93,6 +101,11 @@ export const layerCases: readonly BijectorCase<LayerDraw>[] = [
     bijector: (p) => split.bijector(p),
   }),
   layerCase({
+    name: "split (constant scale)",
+    init: split.init,
+    bijector: (p) => split.bijector(p, { constantScale: true }),
+  }),
+  layerCase({
     name: "transitionStep",
     init: transitionStep.init,
     bijector: async (p) => {
@@ -104,6 +117,16 @@ export const layerCases: readonly BijectorCase<LayerDraw>[] = [
     name: "flowStep",
     init: ({ channels, seed }) =>
       flowStep.init({ channels, condChannels: H, hidden: HIDDEN, seed }),
+    bijector: async (p) => {
+      const q = await flowStep.withInverse(p);
+      return { bijector: flowStep.bijector(q), extra: [q.invConv.const.inverse!] };
+    },
+    condChannels: H,
+  }),
+  layerCase({
+    name: "flowStep (linear coupling)",
+    init: ({ channels, seed }) =>
+      flowStep.init({ channels, condChannels: H, hidden: HIDDEN, linearCoupling: true, seed }),
     bijector: async (p) => {
       const q = await flowStep.withInverse(p);
       return { bijector: flowStep.bijector(q), extra: [q.invConv.const.inverse!] };
