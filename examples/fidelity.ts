@@ -63,6 +63,7 @@ const { values: args } = parseArgs({
     "shift-lr": { type: "string" },
     "same-scenes": { type: "boolean", default: false },
     "noise-at": { type: "string" },
+    "grid-offsets": { type: "string" },
     from: { type: "string" },
   },
 });
@@ -71,7 +72,14 @@ if (noiseAt !== "input" && noiseAt !== "prior") {
   console.error(`fidelity: --noise-at must be "input" or "prior", got ${noiseAt}`);
   Deno.exit(2);
 }
-const sampling = { noiseAt } as const;
+const gridOffsets = Number(args["grid-offsets"] ?? 1);
+if (!Number.isInteger(gridOffsets) || gridOffsets < 1 || gridOffsets > 64) {
+  console.error(
+    `fidelity: --grid-offsets must be an integer in [1, 64], got ${args["grid-offsets"]}`,
+  );
+  Deno.exit(2);
+}
+const sampling = { noiseAt, gridOffsets } as const;
 /** `--from DIR`: evaluate the models trained in DIR (same families) instead of training. */
 const fromDir = args.from;
 const sameScenes = args["same-scenes"] ?? false;
@@ -128,6 +136,8 @@ interface FamilyResult {
   readonly sameScenes?: boolean;
   /** Where the sampler decoded the shift's noise (`--noise-at`; absent: `"input"`). */
   readonly noiseAt?: "input" | "prior";
+  /** Noise fields spun over the block grid (`--grid-offsets`; absent: 1). */
+  readonly gridOffsets?: number;
   /** `--from`: the folder whose trained model was evaluated (no training in this run). */
   readonly evaluatedFrom?: string;
   readonly curve?: readonly CurvePoint[];
@@ -259,6 +269,7 @@ const runFamily = async (name: string): Promise<void> => {
     ...runExtras,
     ...(sameScenes ? { sameScenes } : {}),
     ...(noiseAt !== "input" ? { noiseAt } : {}),
+    ...(gridOffsets > 1 ? { gridOffsets } : {}),
     ...(fromDir !== undefined ? { evaluatedFrom: fromDir } : {}),
     ...(curvePoints.length > 0
       ? {
@@ -407,6 +418,7 @@ if (args.report) {
     ...(args["shift-lr"] ? [`--shift-lr=${args["shift-lr"]}`] : []),
     ...(sameScenes ? ["--same-scenes"] : []),
     `--noise-at=${noiseAt}`,
+    `--grid-offsets=${gridOffsets}`,
     ...(fromDir !== undefined ? [`--from=${fromDir}`] : []),
   ];
   const failed =

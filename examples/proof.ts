@@ -76,6 +76,7 @@ const { values: args } = parseArgs({
     seed: { type: "string", default: "1" },
     worker: { type: "boolean", default: false },
     "noise-at": { type: "string" },
+    "grid-offsets": { type: "string" },
   },
 });
 const noiseArg = args["noise-at"] ?? "input";
@@ -84,6 +85,11 @@ if (noiseArg !== "input" && noiseArg !== "prior") {
   Deno.exit(2);
 }
 const noiseAt: "input" | "prior" = noiseArg === "prior" ? "prior" : "input";
+const gridOffsets = Number(args["grid-offsets"] ?? 1);
+if (!Number.isInteger(gridOffsets) || gridOffsets < 1 || gridOffsets > 64) {
+  console.error(`proof: --grid-offsets must be an integer in [1, 64], got ${args["grid-offsets"]}`);
+  Deno.exit(2);
+}
 const quick = args.quick ?? false;
 const outRoot = args.out ?? "out/proof";
 const modelsDir = args.models ?? "out/fidelity";
@@ -200,6 +206,7 @@ const runFamily = async (name: string): Promise<void> => {
     trainedHere,
     iterations: model.info.training.step,
     ...(noiseAt === "prior" ? { noiseAt } : {}),
+    ...(gridOffsets > 1 ? { gridOffsets } : {}),
     ...(sameDomains === undefined ? {} : { sameDomains }),
   };
   const sampler = await prepareSampler(model.params, model.config, model.normalization);
@@ -215,7 +222,7 @@ const runFamily = async (name: string): Promise<void> => {
   const crops = randomCrops(col.clean, settings.crop, settings.pool, foldIn(seed, 10));
   const plan = batchPlan(crops.length, settings.steps, settings.batch, foldIn(seed, 11));
   const initSeed = foldIn(seed, 12);
-  const sources = { op, sigmas, sampler, noiseAt };
+  const sources = { op, sigmas, sampler, noiseAt, gridOffsets };
   const scores = {} as Record<Method, MethodScore>;
   const perCrop = {} as Record<Method, Scores>;
   const restoredShown = {} as Record<Method, RgbImage[]>;
@@ -356,6 +363,7 @@ if (args.worker) {
     `--pool=${settings.pool}`,
     `--variants=${settings.variants}`,
     `--noise-at=${noiseAt}`,
+    `--grid-offsets=${gridOffsets}`,
   ];
   const failed =
     (await runFamilyWorkers(new URL(import.meta.url), names, passThrough, jobs, "proof"))

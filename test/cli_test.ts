@@ -145,6 +145,25 @@ Deno.test("cli: train, info, resume, degrade, restore, evaluate end to end", asy
     assert.equal(a.right.width, 32);
     assert.equal(a.right.height, 32);
     assert.notDeepEqual(a.right.data, b.right.data, "two samples should differ");
+    // Grid offsets need a flow affine in the image; this model's is not: refused, nothing written.
+    const spun = await deflow(
+      dir,
+      "degrade",
+      "--model",
+      "run/checkpoint.safetensors",
+      "--in",
+      "clean",
+      "--out",
+      "spun",
+      "--grid-offsets",
+      "4",
+      "--backend",
+      "wasm",
+    );
+    assert.notEqual(spun.code, 0);
+    assert.match(spun.stderr, /--grid-offsets: .* not trained with linearCoupling/);
+    const spunKind = await Deno.stat(`${dir}/spun`).then(() => "present", () => "missing");
+    assert.equal(spunKind, "missing", "a refused run created its output folder");
 
     const rest = await deflow(
       dir,

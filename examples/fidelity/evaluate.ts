@@ -173,7 +173,7 @@ export const sampleDeflow = async (
   normalization: DomainNormalization | undefined,
   clean: readonly RgbImage[],
   seed: number,
-  sampling: Pick<SampleOptions, "noiseAt"> = {},
+  sampling: Pick<SampleOptions, "noiseAt" | "gridOffsets"> = {},
 ): Promise<RgbImage[]> => {
   const sampler = await prepareSampler(params, config, normalization);
   const x = imagesToTensor(clean);
@@ -221,7 +221,7 @@ export const evaluateOnTestCrops = async (
   },
   seed: number,
   crops: { readonly size: number; readonly perImage?: number },
-  sampling: Pick<SampleOptions, "noiseAt"> = {},
+  sampling: Pick<SampleOptions, "noiseAt" | "gridOffsets"> = {},
 ): Promise<TestEvaluation> => {
   const clean = sets.test.flatMap((img) => cropsOf(img, crops.size, crops.perImage));
   const real = await degradeImages(op, clean, foldIn(seed, 2));

@@ -107,11 +107,18 @@ export const deflowSamples = async (
   seed: number,
   chunk = 32,
   noiseAt: "input" | "prior" = "input",
+  gridOffsets = 1,
 ): Promise<RgbImage[][]> => {
   const out: RgbImage[][] = Array.from({ length: samples }, () => []);
   for (let i = 0, k = 0; i < clean.length; i += chunk, k++) {
     const x = imagesToTensor(clean.slice(i, i + chunk));
-    const ys = degrade(sampler, x, { temperature: 1, seed: foldIn(seed, k), samples, noiseAt });
+    const ys = degrade(sampler, x, {
+      temperature: 1,
+      seed: foldIn(seed, k),
+      samples,
+      noiseAt,
+      gridOffsets,
+    });
     for (let s = 0; s < samples; s++) {
       const y8 = to8bit(ys[s]);
       out[s].push(...await tensorToImages(y8));
@@ -132,6 +139,8 @@ export interface PairSources {
   readonly sampler: Sampler;
   /** Where the sampler decodes the shift's noise (default `"input"`). */
   readonly noiseAt?: "input" | "prior";
+  /** Noise fields spun over the flow's block grid (default 1, see `SampleOptions`). */
+  readonly gridOffsets?: number;
 }
 
 /** The degraded variants of `clean` for one method (`variants` samples; identity: one). */
@@ -158,6 +167,14 @@ export const degradedVariants = async (
       return out;
     }
     case "deflow":
-      return await deflowSamples(src.sampler, clean, variants, seed, 32, src.noiseAt);
+      return await deflowSamples(
+        src.sampler,
+        clean,
+        variants,
+        seed,
+        32,
+        src.noiseAt,
+        src.gridOffsets,
+      );
   }
 };

@@ -36,6 +36,8 @@ export interface ModelSource {
   readonly sameDomains?: boolean;
   /** Where the sampler decoded the shift's noise (absent: `"input"`, the translation). */
   readonly noiseAt?: "input" | "prior";
+  /** Noise fields spun over the block grid (`--grid-offsets`; absent: 1). */
+  readonly gridOffsets?: number;
 }
 
 /** What a family's worker writes to `<out>/<family>/result.json`. */
@@ -95,6 +97,10 @@ export const familySection = (r: FamilyProof): string[] => {
     `${r.summary}. DeFlow model: \`${r.model.path}\` (${r.model.iterations} iterations${
       r.model.trainedHere ? ", trained by this run" : ""
     }${r.model.noiseAt === "prior" ? ", noise decoded at the prior (`--noise-at prior`)" : ""}${
+      (r.model.gridOffsets ?? 1) > 1
+        ? `, noise spun over ${r.model.gridOffsets} grid offsets (\`--grid-offsets\`)`
+        : ""
+    }${
       r.model.sameDomains === false
         ? "; **warning: trained on other data than this run's domains**"
         : r.model.sameDomains === undefined

@@ -418,6 +418,8 @@ export interface SampleArgs {
   readonly backend?: BackendName | "auto";
   /** Where `degrade` decodes the shift's noise. */
   readonly "noise-at"?: "input" | "prior";
+  /** Noise fields `degrade` spins over the flow's block grid. */
+  readonly "grid-offsets"?: number;
 }
 
 const sampleOptions = (what: string) => ({
@@ -448,6 +450,12 @@ export const degradeSpec: CommandSpec = {
       value: "W",
       help: "decode the shift's noise at the image's latent (input, default: the paper's " +
         "translation) or at a typical latent of the same condition (prior; see README)",
+    },
+    "grid-offsets": {
+      codec: intArg(1, 64),
+      value: "K",
+      help: "sum K noise fields decoded with the flow's 8×8 block grid at K different offsets, " +
+        "over √K (default 1; needs a model trained with linearCoupling; see README)",
     },
   },
 };
@@ -525,6 +533,14 @@ export const runSample = async (a: SampleArgs, mode: "degrade" | "restore"): Pro
   await readModelInfo(a.model); // a corrupt checkpoint fails before the backend starts
   await initBackend({ backend: a.backend });
   const model = await loadModel(a.model);
+  const offsets = mode === "degrade" ? a["grid-offsets"] ?? 1 : 1;
+  if (offsets > 1 && !model.config.linearCoupling) {
+    disposeParams(model.params);
+    throw new CliError(
+      `--grid-offsets: ${a.model} was not trained with linearCoupling, so its noise depends on ` +
+        `where it is decoded; train with a config that sets "linearCoupling": true`,
+    );
+  }
   const sampler = await prepareSampler(model.params, model.config, model.normalization);
   try {
     await makeOutFolder(a.out);
@@ -539,6 +555,7 @@ export const runSample = async (a: SampleArgs, mode: "degrade" | "restore"): Pro
         samples: a.samples ?? 1,
         ...(a.tile ? { tile: a.tile } : {}),
         ...(mode === "degrade" && a["noise-at"] ? { noiseAt: a["noise-at"] } : {}),
+        ...(offsets > 1 ? { gridOffsets: offsets } : {}),
       };
       const x = imageToTensor(images[i]);
       let outs: tf.Tensor4D[] = [];

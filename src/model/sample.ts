@@ -22,7 +22,7 @@ import { latentShift } from "../layers/latentShift.ts";
 import { scaledSample, scaledSamplePosterior } from "../layers/scaledShift.ts";
 import type { ModelConfig } from "./config.ts";
 import { conditionInput } from "./conditioning.ts";
-import { sizeMultiple } from "./layout.ts";
+import { networkLayout, sizeMultiple } from "./layout.ts";
 import {
   decodeWithFeatures,
   type DeflowParams,
@@ -35,7 +35,7 @@ import {
 } from "./network.ts";
 import { disposeShiftStats, type ModelShiftStats, prepareShifts } from "./objective.ts";
 import { contractSample, expandLatent } from "../layers/latentContraction.ts";
-import { packShiftLatents, unpackShiftLatents } from "./shiftLatents.ts";
+import { packShiftLatents, shiftLatentShapes, unpackShiftLatents } from "./shiftLatents.ts";
 
 /** Per-channel mean/std normalisation of the degraded domain (AIM-style, optional). */
 export type DomainNormalization = {
@@ -114,6 +114,21 @@ export interface SampleOptions {
    *   Costs two more decodes; τ = 0 still returns `x`. Ignored by `restore`.
    */
   readonly noiseAt?: "input" | "prior";
+  /**
+   * Cycle spinning of the noise over the flow's block grid (default 1: off). The flow's
+   * squeezes cut the image into `2^L × 2^L` blocks, so the noise it decodes has a
+   * covariance that repeats with the blocks (8×8 structure), while a degradation does not
+   * care where the grid lies. With `K > 1`, {@linkcode degrade} decodes `K` independent
+   * noise fields, each with the block grid moved by a different offset (distinct offsets
+   * in `[0, 2^L)²`, seeded; the window is extended by reflection and conditioned afresh),
+   * and adds their sum divided by `√K` to the deterministic part at the image. Exact for a
+   * flow that is affine in the image (`ModelConfig.linearCoupling`, required): the noise
+   * `A(h)⁻¹·G·ũ` does not depend on where it is decoded, and the sum of `K` independent
+   * Gaussian fields over `√K` has the average of their covariances, the grid offsets'
+   * average (`K = 4^L` averages over every offset). Costs about `K` more encode-sized
+   * passes. Ignored by `restore`.
+   */
+  readonly gridOffsets?: number;
 }
 
 /** Reflection indices `0..n-1` extended by `before`/`after` (repeated reflection). */
@@ -203,6 +218,23 @@ const normalize = (
     )
   );
 
+/**
+ * `k` distinct offsets `[dy, dx]` in `[0, m)²` (a seeded shuffle of all `m²`; `k ≤ m²`).
+ */
+export const gridOffsetList = (m: number, k: number, seed: number): [number, number][] => {
+  if (!Number.isInteger(k) || k < 1 || k > m * m) {
+    throw new RangeError(`gridOffsets must be an integer in [1, ${m * m}], got ${k}`);
+  }
+  const all = Array.from({ length: m * m }, (_, i): [number, number] => [Math.floor(i / m), i % m]);
+  let state = (seed >>> 0) || 1;
+  for (let i = all.length - 1; i > 0; i--) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const j = state % (i + 1);
+    [all[i], all[j]] = [all[j], all[i]];
+  }
+  return all.slice(0, k);
+};
+
 const checkImages = (x: tf.Tensor4D, config: ModelConfig, what: string) => {
   if (x.rank !== 4 || x.shape[3] !== config.imageChannels) {
     throw new Error(
@@ -223,9 +255,14 @@ const opts = (o: SampleOptions) => {
   if (o.noiseAt !== undefined && o.noiseAt !== "input" && o.noiseAt !== "prior") {
     throw new RangeError(`noiseAt must be "input" or "prior", got ${String(o.noiseAt)}`);
   }
+  const gridOffsets = o.gridOffsets ?? 1;
+  if (!Number.isInteger(gridOffsets) || gridOffsets < 1) {
+    throw new RangeError(`gridOffsets must be a positive integer, got ${gridOffsets}`);
+  }
   return {
     temperature,
     samples,
+    gridOffsets,
     seed: o.seed ?? 0,
     tile: o.tile ?? 512,
     overlap: o.overlap ?? 16,
@@ -266,6 +303,17 @@ const sampleThroughLatents = (
   checkImages(x, config, what);
   const o = opts(options);
   const m = sizeMultiple(config);
+  if (o.gridOffsets > 1 && !config.linearCoupling) {
+    throw new RangeError(
+      `gridOffsets ${o.gridOffsets} needs a model trained with linearCoupling (a flow affine ` +
+        `in the image); this model's flow is not`,
+    );
+  }
+  if (o.gridOffsets > m * m) {
+    throw new RangeError(
+      `gridOffsets must be at most ${m * m} (2^levels squared), got ${o.gridOffsets}`,
+    );
+  }
   return Array.from({ length: o.samples }, (_, s) =>
     tf.tidy(() => {
       const input = before ? before(x) : x;
@@ -307,7 +355,55 @@ const sampleThroughLatents = (
             );
           const packed = packShiftLatents(config, latents);
           let decoded: tf.Tensor4D;
-          if (o.noiseAt === "prior") {
+          if (o.gridOffsets > 1) {
+            // The deterministic part at the image, the noise spun over grid offsets.
+            const [n, hh, ww] = win.shape;
+            const offsets = gridOffsetList(m, o.gridOffsets, foldIn(seed, 3000));
+            const fields = offsets.map(([dy, dx], k) =>
+              tf.tidy(() => {
+                const sk = foldIn(seed, 4000 + k);
+                const wk = reflectWindow(win, -dy, hh + m - dy, -dx, ww + m - dx);
+                const ck = conditionInput(wk, {
+                  factor: config.conditionFactor,
+                  noiseStd: config.conditionNoise,
+                  seed: foldIn(sk, 0),
+                });
+                const fk = levelFeatures(params, config, ck, hh + m, ww + m);
+                const lk = scaleLevels(params, config, fk);
+                const sck = latentShiftScales(params, config, fk, squaredScales);
+                const netShapes = networkLayout(config, hh + m, ww + m).latents.map((
+                  l,
+                ): Shape4 => [n, l.height, l.width, l.channels]);
+                const zeros = shiftLatentShapes(config, netShapes).map((sh) =>
+                  tf.zeros([...sh]) as tf.Tensor4D
+                );
+                const decodeK = (noise: boolean) =>
+                  decodeWithFeatures(
+                    params,
+                    config,
+                    unpackShiftLatents(
+                      config,
+                      zeros.map((z, i) =>
+                        mapLatent(z, i, foldIn(sk, i + 1), o.temperature, sck?.[i] ?? null, noise)
+                      ),
+                      netShapes,
+                    ),
+                    fk,
+                    lk,
+                  ).x;
+                return tf.slice(tf.sub(decodeK(true), decodeK(false)), [0, dy, dx, 0], [
+                  n,
+                  hh,
+                  ww,
+                  -1,
+                ]);
+              })
+            );
+            decoded = tf.add(
+              decode(map(packed, false)),
+              tf.div(tf.addN(fields), Math.sqrt(fields.length)),
+            ) as tf.Tensor4D;
+          } else if (o.noiseAt === "prior") {
             // The deterministic part at the image, the noise at a typical latent.
             const eps = packed.map((z, i) =>
               tf.randomNormal(
@@ -377,7 +473,7 @@ export const restore = (
   return sampleThroughLatents(
     sampler,
     y,
-    { ...options, noiseAt: "input" }, // restoring has no noise to place
+    { ...options, noiseAt: "input", gridOffsets: 1 }, // restoring has no noise to place
     "restore",
     true,
     (zy, i, seed, temperature, scale2) => {

@@ -1,0 +1,124 @@
+/**
+ * `gridOffsets` (cycle spinning of the sampled noise over the flow's block grid): distinct
+ * seeded offsets; τ = 0 is still the identity; the noise's variance is kept; its variance
+ * per grid phase, which repeats with the `2^L` blocks for one offset, evens out over all
+ * offsets; only models with `linearCoupling` accept it.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { tf } from "../src/tf.ts";
+import { degrade, gridOffsetList, prepareSampler, restore } from "../src/model/sample.ts";
+import { disposeParams } from "../src/core/params.ts";
+import {
+  gpuTest,
+  maxAbsDiff,
+  noLeak,
+  perturbedModel,
+  read,
+  tinyConfig,
+  useBackend,
+} from "./_helpers.ts";
+
+Deno.test("gridOffsetList: distinct offsets in range, seeded", () => {
+  const all = gridOffsetList(8, 64, 5);
+  assert.equal(new Set(all.map(([y, x]) => `${y},${x}`)).size, 64);
+  assert.ok(all.every(([y, x]) => y >= 0 && y < 8 && x >= 0 && x < 8));
+  assert.deepEqual(gridOffsetList(8, 4, 5), gridOffsetList(8, 4, 5));
+  assert.notDeepEqual(gridOffsetList(8, 4, 5), gridOffsetList(8, 4, 6));
+  assert.throws(() => gridOffsetList(4, 17, 1), RangeError);
+  assert.throws(() => gridOffsetList(4, 0, 1), RangeError);
+});
+
+/** Variance of `y − x` per grid phase `(i mod m, j mod m)` over samples and positions. */
+const phaseVariances = (noise: Float32Array[], size: number, m: number): number[] => {
+  const sum = new Float64Array(m * m), sq = new Float64Array(m * m), cnt = new Float64Array(m * m);
+  for (const d of noise) {
+    for (let i = 0; i < size; i++) {
+      for (let j = 0; j < size; j++) {
+        const ph = (i % m) * m + (j % m);
+        for (let c = 0; c < 3; c++) {
+          const v = d[(i * size + j) * 3 + c];
+          sum[ph] += v;
+          sq[ph] += v * v;
+          cnt[ph]++;
+        }
+      }
+    }
+  }
+  return Array.from(sum, (s, k) => sq[k] / cnt[k] - (s / cnt[k]) ** 2);
+};
+
+const spread = (v: number[]) => {
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  return { mean, cv: Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length) / mean };
+};
+
+Deno.test(
+  "gridOffsets: identity at τ = 0, variance kept, the block-periodic variance evens out",
+  gpuTest,
+  async () => {
+    await useBackend("wasm"); // a sampler statistic over many samples (the layers' laws run on WebGPU)
+    // No conditioning noise: the deterministic part is then the same in every sample.
+    const config = tinyConfig({ linearCoupling: true, jointShift: true, conditionNoise: 0 });
+    const m = 4; // 2^levels of the tiny config
+    const params = perturbedModel(config, 3, 0.1);
+    const sampler = await prepareSampler(params, config);
+    const size = 32;
+    await noLeak("grid offsets", async () => {
+      // A flat image: the noise's variance may then only depend on the grid phase.
+      const x = tf.fill([1, size, size, 3], 0.5) as tf.Tensor4D;
+      const xv = await read(x);
+      const [same] = degrade(sampler, x, { temperature: 0, gridOffsets: 4, seed: 1 });
+      assert.ok(maxAbsDiff(await read(same), xv) < 1e-4, "τ = 0 moved the image");
+      const noise = async (k: number) => {
+        const out: Float32Array[] = [];
+        for (let s = 0; s < 32; s++) {
+          const [y] = degrade(sampler, x, { temperature: 0.1, gridOffsets: k, seed: 100 + s });
+          const yv = await read(y);
+          out.push(Float32Array.from(yv, (v, i) => v - xv[i]));
+          y.dispose();
+        }
+        const r = spread(phaseVariances(out, size, m));
+        return r;
+      };
+      const one = await noise(1);
+      const all = await noise(m * m);
+      assert.ok(one.mean > 1e-5, `no noise at τ = 0.3 (${one.mean})`);
+      assert.ok(
+        Math.abs(all.mean / one.mean - 1) < 0.3,
+        `variance not kept: ${all.mean} vs ${one.mean}`,
+      );
+      assert.ok(
+        all.cv < 0.5 * one.cv,
+        `phase variance spread ${all.cv} not below half of one offset's ${one.cv}`,
+      );
+      // Restoring ignores the option.
+      const [r1] = restore(sampler, x, { seed: 4, gridOffsets: 4 });
+      const [r2] = restore(sampler, x, { seed: 4 });
+      assert.ok(maxAbsDiff(await read(r1), await read(r2)) < 1e-6);
+      tf.dispose([x, same, r1, r2]);
+    });
+    sampler.dispose();
+    disposeParams(params);
+  },
+);
+
+Deno.test("gridOffsets: refused for a non-linear flow and beyond 4^levels", gpuTest, async () => {
+  await useBackend();
+  const x = tf.fill([1, 8, 8, 3], 0.5) as tf.Tensor4D;
+  const plain = tinyConfig();
+  const p1 = perturbedModel(plain, 3, 0.05);
+  const s1 = await prepareSampler(p1, plain);
+  assert.throws(() => degrade(s1, x, { gridOffsets: 2 }), /linearCoupling/);
+  assert.throws(() => degrade(s1, x, { gridOffsets: 1.5 }), /positive integer/);
+  s1.dispose();
+  disposeParams(p1);
+  const linear = tinyConfig({ linearCoupling: true });
+  const p2 = perturbedModel(linear, 3, 0.05);
+  const s2 = await prepareSampler(p2, linear);
+  assert.throws(() => degrade(s2, x, { gridOffsets: 17 }), /at most 16/);
+  s2.dispose();
+  disposeParams(p2);
+  x.dispose();
+});
