@@ -2,12 +2,13 @@
  * What a model option costs per training step: `--option contractShift` (default)
  * times the default config against the same without the contraction, `--option jointShift`
  * the joint shift against the default, `--option linearCoupling` the conditionally linear
- * couplings against the default. One training step each (batch 8, 64×64 crops, as the
+ * couplings against the default; a comma-separated list (`linearCoupling,jointShift`) turns
+ * the named options on together against all of them off. One training step each (batch 8, 64×64 crops, as the
  * CLI trains), interleaved, `--rounds N` pairs (default 10) after two warm-up pairs. Prints
  * the median of the per-pair time ratios and their range; absolute times on shared machines
  * are noise.
  *
- * `deno run -A bench/shift_cost.ts [--option contractShift|jointShift|linearCoupling] [--rounds N]`
+ * `deno run -A bench/shift_cost.ts [--option contractShift|jointShift|linearCoupling[,…]] [--rounds N]`
  *
  * @module
  */
@@ -26,20 +27,21 @@ const { values } = parseArgs({
 });
 const rounds = Number(values.rounds ?? 10);
 const option = values.option;
-/** The two configs compared for each option: [without the option, with it]. */
-const pairs: Record<string, [Record<string, boolean>, Record<string, boolean>]> = {
-  contractShift: [{ contractShift: false }, { contractShift: true }],
-  jointShift: [{ jointShift: false }, { jointShift: true }],
-  linearCoupling: [{ linearCoupling: false }, { linearCoupling: true }],
-};
-if (!(Number.isInteger(rounds) && rounds >= 1) || !(option in pairs)) {
+/** The boolean config fields an option list may name (comma-separated: toggled together). */
+const known = ["contractShift", "jointShift", "linearCoupling"];
+const names = option.split(",");
+if (!(Number.isInteger(rounds) && rounds >= 1) || !names.every((n) => known.includes(n))) {
   console.error(
-    "shift_cost: --rounds must be a positive integer, --option one of " +
-      Object.keys(pairs).join(", "),
+    "shift_cost: --rounds must be a positive integer, --option one or more (comma-separated) of " +
+      known.join(", "),
   );
   Deno.exit(2);
 }
-const pair = pairs[option];
+/** The two configs compared: [without the options, with them]. */
+const pair: [Record<string, boolean>, Record<string, boolean>] = [
+  Object.fromEntries(names.map((n) => [n, false])),
+  Object.fromEntries(names.map((n) => [n, true])),
+];
 await initBackend();
 
 /** A timed training step of a config. */

@@ -237,8 +237,10 @@ export interface ModelConfig {
    * displacement depends on the content it is added to (measured in the README,
    * _Fidelity_), which biases and coarsens the sampled noise. The price: the clean
    * domain's model given `h` is Gaussian, and a degradation that depends on the content
-   * beyond `h` (JPEG) can only be learned on average. Default false; checkpoints written
-   * before this field existed load with `false`.
+   * beyond `h` (JPEG) can only be learned on average. Use it with `jointShift`, and sample
+   * with `SampleOptions.gridOffsets` for degradations that do not follow the image's 8×8
+   * grid; measured against the default in the README, _Fidelity_. Default false;
+   * checkpoints written before this field existed load with `false`.
    */
   readonly linearCoupling: boolean;
 }
