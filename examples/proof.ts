@@ -222,7 +222,7 @@ const runFamily = async (name: string): Promise<void> => {
   const crops = randomCrops(col.clean, settings.crop, settings.pool, foldIn(seed, 10));
   const plan = batchPlan(crops.length, settings.steps, settings.batch, foldIn(seed, 11));
   const initSeed = foldIn(seed, 12);
-  const sources = { op, sigmas, sampler, noiseAt, gridOffsets };
+  const sources = { op, sigmas, sampler, sampling: { noiseAt, gridOffsets } };
   const scores = {} as Record<Method, MethodScore>;
   const perCrop = {} as Record<Method, Scores>;
   const restoredShown = {} as Record<Method, RgbImage[]>;

@@ -23,7 +23,7 @@ import {
 import { disposeShiftStats, logLikelihood, prepareShifts } from "../src/model/objective.ts";
 import { degrade, prepareSampler } from "../src/model/sample.ts";
 import { disposeParams } from "../src/core/params.ts";
-import { linearCoupling } from "../src/layers/linearCoupling.ts";
+import { linearCoupling, type LinearCouplingParams } from "../src/layers/linearCoupling.ts";
 import { split } from "../src/layers/split.ts";
 import {
   gpuTest,
@@ -126,7 +126,7 @@ Deno.test(
       const x = tf.randomUniform([2, 16, 16, 3], 0, 1, "float32", 8) as tf.Tensor4D;
       const cond = conditionInput(x, { factor: config.conditionFactor, seed: 2 });
       const stats = await prepareShifts(params);
-      const w = step.coupling as { linear: { w: tf.Tensor4D } };
+      const w = step.coupling as LinearCouplingParams;
       const g = tf.grads((lw: tf.Tensor) => {
         const levels = params.levels.map((l, li) =>
           li === 0
@@ -136,7 +136,7 @@ Deno.test(
                 si === 0
                   ? {
                     ...s,
-                    coupling: { ...w, net: step.coupling.net, linear: { w: lw as tf.Tensor4D } },
+                    coupling: { ...w, linear: { w: lw as tf.Tensor4D } },
                   }
                   : s
               ),

@@ -16,7 +16,7 @@ import { tf } from "../../src/tf.ts";
 import { foldIn, nextUniform, rng, type RngState } from "../../src/core/random.ts";
 import { imagesToTensor, type RgbImage, tensorToImages } from "../../src/image/io.ts";
 import { type Degradation, degradeImages } from "../../src/degrade/types.ts";
-import { degrade, type Sampler } from "../../src/model/sample.ts";
+import { degrade, type SampleOptions, type Sampler } from "../../src/model/sample.ts";
 import { type Rgb3, whiteNoiseBaseline } from "../fidelity/evaluate.ts";
 import type { PairPool } from "./restorer.ts";
 
@@ -96,6 +96,9 @@ export const makePool = (
 const to8bit = (y: tf.Tensor4D): tf.Tensor4D =>
   tf.tidy(() => tf.div(tf.round(tf.mul(tf.clipByValue(y, 0, 1), 255)), 255));
 
+/** The sampling choices the proof passes to `degrade` (see `SampleOptions`). */
+export type DeflowSampling = Pick<SampleOptions, "noiseAt" | "gridOffsets">;
+
 /**
  * `samples` DeFlow degradations (τ = 1, 8-bit) of every crop, processed `chunk` crops at
  * a time; returns one list per sample. Chunk `k` uses seed `foldIn(seed, k)`.
@@ -106,19 +109,12 @@ export const deflowSamples = async (
   samples: number,
   seed: number,
   chunk = 32,
-  noiseAt: "input" | "prior" = "input",
-  gridOffsets = 1,
+  sampling: DeflowSampling = {},
 ): Promise<RgbImage[][]> => {
   const out: RgbImage[][] = Array.from({ length: samples }, () => []);
   for (let i = 0, k = 0; i < clean.length; i += chunk, k++) {
     const x = imagesToTensor(clean.slice(i, i + chunk));
-    const ys = degrade(sampler, x, {
-      temperature: 1,
-      seed: foldIn(seed, k),
-      samples,
-      noiseAt,
-      gridOffsets,
-    });
+    const ys = degrade(sampler, x, { temperature: 1, seed: foldIn(seed, k), samples, ...sampling });
     for (let s = 0; s < samples; s++) {
       const y8 = to8bit(ys[s]);
       out[s].push(...await tensorToImages(y8));
@@ -137,10 +133,8 @@ export interface PairSources {
   readonly sigmas: Rgb3;
   /** The trained DeFlow model, ready to sample. */
   readonly sampler: Sampler;
-  /** Where the sampler decodes the shift's noise (default `"input"`). */
-  readonly noiseAt?: "input" | "prior";
-  /** Noise fields spun over the flow's block grid (default 1, see `SampleOptions`). */
-  readonly gridOffsets?: number;
+  /** How DeFlow samples are drawn (`noiseAt`, `gridOffsets`; default: the sampler's defaults). */
+  readonly sampling?: DeflowSampling;
 }
 
 /** The degraded variants of `clean` for one method (`variants` samples; identity: one). */
@@ -167,14 +161,6 @@ export const degradedVariants = async (
       return out;
     }
     case "deflow":
-      return await deflowSamples(
-        src.sampler,
-        clean,
-        variants,
-        seed,
-        32,
-        src.noiseAt,
-        src.gridOffsets,
-      );
+      return await deflowSamples(src.sampler, clean, variants, seed, 32, src.sampling);
   }
 };
