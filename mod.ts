@@ -69,6 +69,7 @@ export {
   type AffineCouplingOptions,
   type AffineCouplingParams,
   type AffineScaleOptions,
+  type ConstantScaleOptions,
   type CouplingConditioner,
   type CouplingFromConditionerOptions,
   type CouplingOptions,

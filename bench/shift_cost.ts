@@ -2,13 +2,14 @@
  * What a model option costs per training step: `--option contractShift` (default)
  * times the default config against the same without the contraction, `--option jointShift`
  * the joint shift against the default, `--option linearCoupling` the conditionally linear
- * couplings against the default; a comma-separated list (`linearCoupling,jointShift`) turns
+ * couplings against the default (`stationaryScale` only with `linearCoupling`, in a list);
+ * a comma-separated list (`linearCoupling,jointShift`) turns
  * the named options on together against all of them off. One training step each (batch 8, 64×64 crops, as the
  * CLI trains), interleaved, `--rounds N` pairs (default 10) after two warm-up pairs. Prints
  * the median of the per-pair time ratios and their range; absolute times on shared machines
  * are noise.
  *
- * `deno run -A bench/shift_cost.ts [--option contractShift|jointShift|linearCoupling[,…]] [--rounds N]`
+ * `deno run -A bench/shift_cost.ts [--option contractShift|jointShift|linearCoupling|stationaryScale[,…]] [--rounds N]`
  *
  * @module
  */
@@ -28,7 +29,7 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds ?? 10);
 const option = values.option;
 /** The boolean config fields an option list may name (comma-separated: toggled together). */
-const known = ["contractShift", "jointShift", "linearCoupling"];
+const known = ["contractShift", "jointShift", "linearCoupling", "stationaryScale"];
 const names = option.split(",");
 if (!(Number.isInteger(rounds) && rounds >= 1) || !names.every((n) => known.includes(n))) {
   console.error(

@@ -193,3 +193,69 @@ Deno.test(
     });
   },
 );
+
+/**
+ * Two images, each with its own conditioning features: the largest deviation between the
+ * image displacements that one latent displacement decodes to, and between the log-dets.
+ */
+const stationarity = async (config: ModelConfig) => {
+  const params = await withInverses(perturbedModel(config, 7, 0.1));
+  try {
+    const xs = [11, 12].map((s) => tf.randomUniform([1, 16, 16, 3], 0, 1, "float32", s));
+    const out = [];
+    let d: tf.Tensor4D[] = [];
+    for (const x of xs as tf.Tensor4D[]) {
+      const cond = conditionInput(x, { factor: config.conditionFactor, seed: 3 });
+      const feats = levelFeatures(params, config, cond, 16, 16);
+      const e = encodeWithFeatures(params, config, x, feats);
+      if (!d.length) {
+        d = e.latents.map((z, i) => tf.randomNormal(z.shape, 0, 0.5, "float32", 20 + i));
+      }
+      const y = tf.tidy(() =>
+        decodeWithFeatures(
+          params,
+          config,
+          e.latents.map((z, i) => tf.add(z, d[i]) as tf.Tensor4D),
+          feats,
+        ).x
+      );
+      const r = tf.sub(y, x);
+      out.push({ r: await read(r), logDet: await read(e.logDet) });
+      tf.dispose([cond, ...feats, ...e.latents, e.logDet, y, r]);
+    }
+    tf.dispose([...xs, ...d]);
+    return {
+      displacement: maxAbsDiff(out[0].r, out[1].r),
+      rScale: Math.max(...out[0].r.map(Math.abs)),
+      logDet: maxAbsDiff(out[0].logDet, out[1].logDet),
+    };
+  } finally {
+    disposeInverses(params);
+    disposeParams(params);
+  }
+};
+
+Deno.test(
+  "stationaryScale: the flow's Jacobian is the same for every condition (linearCoupling's is not)",
+  gpuTest,
+  async () => {
+    await useBackend();
+    assert.ok(decodeConfig({ stationaryScale: true })._tag === "Left", "needs linearCoupling");
+    assert.equal(configOrThrow({}).stationaryScale, false);
+    const stored = decodeStoredConfig({ levels: 3, linearCoupling: true });
+    assert.ok(stored._tag === "Right" && stored.right.stationaryScale === false);
+    const fixed = await noLeak(
+      "stationary network",
+      () => stationarity(tinyConfig({ linearCoupling: true, stationaryScale: true })),
+    );
+    assert.ok(fixed.rScale > 0.05, `the displacement decoded to nothing (${fixed.rScale})`);
+    assert.ok(
+      fixed.displacement < 1e-3 * Math.max(1, fixed.rScale),
+      `a latent displacement decoded differently under two conditions: ${fixed.displacement}`,
+    );
+    assert.ok(fixed.logDet < 1e-3, `log-det depends on the condition: ${fixed.logDet}`);
+    const linear = await stationarity(tinyConfig({ linearCoupling: true }));
+    assert.ok(linear.displacement > 1e-2, `linearCoupling's displacement ${linear.displacement}`);
+    assert.ok(linear.logDet > 1e-3, `linearCoupling's log-det ${linear.logDet}`);
+  },
+);

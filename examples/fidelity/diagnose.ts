@@ -19,6 +19,13 @@
  * - per latent, the per-position shift scale `a(h)` (`adaptiveShift`): its 5/50/95 %
  *   points, and its median in flat 8×8 blocks of the clean crops (local std < 0.01) against
  *   busy ones (> 0.05): does `a(h)` make up for the flow's weak gain in flat regions?
+ * - the noise by brightness: the rms of `ŷ − x` per 8×8 block of the test crops, binned by the
+ *   block's mean brightness, real against DeFlow (does the noise follow brightness where the
+ *   real one does not?);
+ * - with `adaptiveShift`, whether `a(h)` fits the degraded model's own training data: on the
+ *   degraded domain's scenes (64×64 crops, conditioned as in training), per brightness bin, the
+ *   multiplier `c` of `a(h)²` that maximises the degraded likelihood of the real latents
+ *   (1 everywhere when `a(h)` has converged; the first shift latent);
  * - the cost of the shift's independence assumptions: the real degradation's latent
  *   displacement decoded at the clean latent as it is (exact), from another crop, from
  *   another crop per latent, and as a Gaussian with its covariance per latent or per
@@ -43,14 +50,16 @@ import {
   scaleLevels,
   withInverses,
 } from "../../src/model/network.ts";
-import { scaledSample } from "../../src/layers/scaledShift.ts";
+import { scaledLogProb, scaledSample } from "../../src/layers/scaledShift.ts";
 import { latentShift } from "../../src/layers/latentShift.ts";
 import {
+  contractionToShift,
   contractSample,
   disposeContractionStats,
   prepareContraction,
 } from "../../src/layers/latentContraction.ts";
 import { flatRegionNoise } from "../../src/eval/structure.ts";
+import { disposeShiftStats, prepareShifts } from "../../src/model/objective.ts";
 import { degradeImages } from "../../src/degrade/types.ts";
 import { cropsOf, defaultSplit, loadCollections } from "./scenes.ts";
 import {
@@ -293,6 +302,109 @@ if (config.adaptiveShift) {
     );
   }
   tf.dispose(scales);
+}
+
+// The noise by brightness: rms of ŷ − x per 8×8 block, binned by the block's brightness.
+const BRIGHTNESS_EDGES = [0, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.01];
+/** The bin of each value (−1 outside). */
+const binOf = (v: number) =>
+  BRIGHTNESS_EDGES.findIndex((e, j) => v >= e && v < BRIGHTNESS_EDGES[j + 1]);
+const binLabel = (k: number) =>
+  `${BRIGHTNESS_EDGES[k].toFixed(2)}–${Math.min(1, BRIGHTNESS_EDGES[k + 1]).toFixed(2)}`;
+{
+  const blockMean = (t: tf.Tensor4D) =>
+    tf.tidy(() => tf.avgPool(tf.mean(t, 3, true) as tf.Tensor4D, 8, 8, "valid").dataSync());
+  const blockRms = (y: tf.Tensor4D) =>
+    tf.tidy(() =>
+      tf.sqrt(
+        tf.avgPool(
+          tf.mean(tf.square(tf.sub(tf.clipByValue(y, 0, 1), x)), 3, true) as tf.Tensor4D,
+          8,
+          8,
+          "valid",
+        ),
+      ).dataSync()
+    );
+  const brightness = blockMean(x);
+  const yr = imagesToTensor(real);
+  const realRms = blockRms(yr);
+  const sampler = await prepareSampler(P, config, model.normalization);
+  const [yd] = degrade(sampler, x, { seed: 5 });
+  sampler.dispose();
+  const deflowRms = blockRms(yd);
+  tf.dispose([yr, yd]);
+  for (let k = 0; k + 1 < BRIGHTNESS_EDGES.length; k++) {
+    const idx = [...brightness.keys()].filter((i) => binOf(brightness[i]) === k);
+    if (!idx.length) continue;
+    const rms = (v: ArrayLike<number>) =>
+      Math.sqrt(idx.reduce((a, i) => a + v[i] ** 2, 0) / idx.length);
+    row(
+      `noise of brightness ${binLabel(k)} (${idx.length} blocks)`,
+      `real ${rms(realRms).toFixed(4)}  DeFlow ${rms(deflowRms).toFixed(4)}  ratio ${
+        (rms(deflowRms) / rms(realRms)).toFixed(2)
+      }`,
+    );
+  }
+}
+
+// Does a(h) fit the degraded model's own training data? Per brightness bin, the multiplier c
+// of a(h)² that maximises the likelihood of the real degraded latents of the degraded scenes.
+if (config.adaptiveShift) {
+  const size = 64;
+  const source = collections.degradedSource.flatMap((img) => cropsOf(img, size, 200));
+  const degraded = await degradeImages(family.make(), source, 78);
+  const multipliers = [0.35, 0.5, 0.7, 1, 1.4, 2, 2.8];
+  const stats = await prepareShifts(P);
+  const sums = BRIGHTNESS_EDGES.slice(1).map(() => ({ n: 0, logp: multipliers.map(() => 0) }));
+  for (let s = 0; s < degraded.length; s += 16) {
+    const y = imagesToTensor(degraded.slice(s, s + 16));
+    const cond = conditionInput(y, {
+      factor: config.conditionFactor,
+      noiseStd: config.conditionNoise,
+      seed: 3 + s,
+    });
+    const [w, a2, brightness] = tf.tidy(() => {
+      const feats = levelFeatures(P, config, cond, size, size);
+      const [z] = packShiftLatents(config, encodeWithFeatures(P, config, y, feats).latents);
+      const a2 = latentShiftScales(P, config, feats, true)![0];
+      const w = config.contractShift
+        ? contractionToShift(P.shiftContractions[0], stats[0].contraction!, z, P.shifts[0].mu).w
+        : z;
+      const [n, h, ww, c] = w.shape;
+      const f = size / h;
+      return [
+        tf.reshape(w, [n * h * ww, 1, 1, c]) as tf.Tensor4D,
+        tf.reshape(a2, [n * h * ww, 1, 1, 1]) as tf.Tensor4D,
+        tf.reshape(tf.avgPool(tf.mean(y, 3, true) as tf.Tensor4D, f, f, "valid"), [-1]),
+      ];
+    });
+    const bright = await brightness.data();
+    for (const [j, m] of multipliers.entries()) {
+      const lp = tf.tidy(() =>
+        scaledLogProb(P.shifts[0], stats[0], w, tf.mul(a2, m) as tf.Tensor4D)
+      );
+      const v = await lp.data();
+      lp.dispose();
+      bright.forEach((b, i) => {
+        const k = binOf(b);
+        if (k < 0) return;
+        if (j === 0) sums[k].n++;
+        sums[k].logp[j] += v[i];
+      });
+    }
+    tf.dispose([y, cond, w, a2, brightness]);
+  }
+  disposeShiftStats(stats);
+  sums.forEach(({ n, logp }, k) => {
+    if (!n) return;
+    const best = multipliers[logp.indexOf(Math.max(...logp))];
+    row(
+      `a(h)² fit, brightness ${binLabel(k)} (${n} positions)`,
+      `best multiplier ${best} (log-likelihood per position vs ×1: ${
+        logp.map((v, j) => `×${multipliers[j]} ${((v - logp[3]) / n).toFixed(1)}`).join(", ")
+      })`,
+    );
+  });
 }
 
 // What the shift's independence assumptions cost. The real degradation's displacement of

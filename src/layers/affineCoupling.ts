@@ -58,6 +58,17 @@ export interface AffineScaleOptions {
   readonly eps?: number;
 }
 
+/** Settings of the layers whose scale can be held constant (injector, linear coupling). */
+export interface ConstantScaleOptions extends AffineScaleOptions {
+  /**
+   * The scale is one learned constant per channel (the raw scale is the network's output
+   * bias; its scale weights are kept and ignored) instead of a function of the condition
+   * (default false): the layer's Jacobian is then the same at every position and for every
+   * condition (`ModelConfig.stationaryScale`).
+   */
+  readonly constantScale?: boolean;
+}
+
 /**
  * A conditioner for {@linkcode AffineCouplingLayer.fromConditioner}: maps `z₁`
  * (`[N, H, W, ⌊C/2⌋]`) and the condition to `[N, H, W, 2·(C − ⌊C/2⌋)]`, interleaved
@@ -127,6 +138,25 @@ export const deinterleave = (
     // One transpose and contiguous pieces (a strided slice is ~10× slower on wasm).
     const [even, odd] = evenOdd(t);
     return { even, odd };
+  });
+
+/**
+ * A conditioner output (interleaved: even channels shift, odd channels raw scale) with its
+ * raw scales replaced by the output layer's bias `b` (`[2k]`): one constant scale per
+ * channel, the same at every position and for every condition. The shifts are kept.
+ */
+export const constantScaleOutput = (out: tf.Tensor4D, bias: tf.Tensor1D): tf.Tensor4D =>
+  tf.tidy(() => {
+    const c = out.shape[3];
+    if (bias.shape[0] !== c) {
+      throw new ShapeError(
+        `constantScaleOutput: bias ${
+          showShape(bias.shape)
+        } does not fit an output of ${c} channels`,
+      );
+    }
+    const even = tf.tensor1d(Array.from({ length: c }, (_, i) => (i % 2 === 0 ? 1 : 0)));
+    return tf.add(tf.mul(out, even), tf.mul(bias, tf.sub(1, even))) as tf.Tensor4D;
   });
 
 /** `s = sigmoid(raw + 2) + eps`. */

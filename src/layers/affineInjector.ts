@@ -24,7 +24,12 @@ import {
 import { ShapeError } from "../core/errors.ts";
 import type { Layer } from "../core/layer.ts";
 import { convNet, type ConvNetParams } from "../nn/convNet.ts";
-import { type AffineScaleOptions, shiftScale, sumLog } from "./affineCoupling.ts";
+import {
+  type ConstantScaleOptions,
+  constantScaleOutput,
+  shiftScale,
+  sumLog,
+} from "./affineCoupling.ts";
 
 /** Parameters of {@linkcode affineInjector}: the conditioner network. */
 export type AffineInjectorParams = {
@@ -62,16 +67,16 @@ export interface InjectorFromConditionerOptions {
 
 /** The affine injector layer. */
 export interface AffineInjectorLayer
-  extends Layer<AffineInjectorParams, AffineInjectorOptions, [options?: AffineScaleOptions]> {
+  extends Layer<AffineInjectorParams, AffineInjectorOptions, [options?: ConstantScaleOptions]> {
   /** Fresh parameters: a {@linkcode convNet} with a zero output layer. */
   readonly init: (
     options: AffineInjectorOptions & { readonly seed: number },
   ) => AffineInjectorParams;
   /**
    * The bijector using the parameter network on `h`; channels and condition channels come
-   * from the network's weights.
+   * from the network's weights. With `constantScale` only the shift depends on `h`.
    */
-  readonly bijector: (p: AffineInjectorParams, options?: AffineScaleOptions) => Bijector;
+  readonly bijector: (p: AffineInjectorParams, options?: ConstantScaleOptions) => Bijector;
   /**
    * Channels of the flow tensor (half the network's outputs) and of the condition (the
    * network's inputs) that the parameters fit.
@@ -145,8 +150,13 @@ export const affineInjector: AffineInjectorLayer = {
       net: convNet.init(seed, { inChannels: condChannels, hidden, outChannels: 2 * channels }),
     };
   },
-  bijector: (p, { eps } = {}) =>
-    fromConditioner((h) => convNet.apply(p.net, h), { ...sizes(p), eps, name: NAME }),
+  bijector: (p, { eps, constantScale = false } = {}) =>
+    fromConditioner(
+      constantScale
+        ? (h) => constantScaleOutput(convNet.apply(p.net, h), p.net.conv3.b)
+        : (h) => convNet.apply(p.net, h),
+      { ...sizes(p), eps, name: NAME },
+    ),
   sizes,
   fromConditioner,
 };

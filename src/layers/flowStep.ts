@@ -27,6 +27,7 @@ import {
   affineCoupling,
   type AffineCouplingParams,
   type AffineScaleOptions,
+  constantScaleOutput,
 } from "./affineCoupling.ts";
 import { affineInjector, type AffineInjectorParams } from "./affineInjector.ts";
 import { linearCoupling, type LinearCouplingParams } from "./linearCoupling.ts";
@@ -74,6 +75,12 @@ export interface FlowStepBijectorOptions extends AffineScaleOptions {
   readonly injectorOutput?: tf.Tensor4D;
   /** Additive coupling (default false): the coupling's `additive` option. */
   readonly additiveCoupling?: boolean;
+  /**
+   * The injector's and a linear coupling's scales are learned constants per channel
+   * (default false; their `constantScale` option): with a linear coupling the step's
+   * Jacobian is then the same at every position and for every condition.
+   */
+  readonly constantScale?: boolean;
 }
 
 /** The conditional flow step. */
@@ -129,18 +136,20 @@ export const flowStep: FlowStepLayer = {
       injector: affineInjector.init({ channels, condChannels, hidden: injectorHidden, seed: s2 }),
     };
   },
-  bijector: (p, { eps, injectorOutput, additiveCoupling } = {}) => {
+  bijector: (p, { eps, injectorOutput, additiveCoupling, constantScale = false } = {}) => {
     const injector = injectorOutput
-      ? affineInjector.fromConditioner(() => injectorOutput, {
-        ...affineInjector.sizes(p.injector),
-        eps,
-      })
-      : affineInjector.bijector(p.injector, { eps });
+      ? affineInjector.fromConditioner(
+        constantScale
+          ? () => constantScaleOutput(injectorOutput, p.injector.net.conv3.b)
+          : () => injectorOutput,
+        { ...affineInjector.sizes(p.injector), eps },
+      )
+      : affineInjector.bijector(p.injector, { eps, constantScale });
     const b = chain(
       actNorm.bijector(p.actNorm),
       invConv1x1.bijector(p.invConv),
       "linear" in p.coupling
-        ? linearCoupling.bijector(p.coupling, { eps })
+        ? linearCoupling.bijector(p.coupling, { eps, constantScale })
         : affineCoupling.bijector(p.coupling, { eps, additive: additiveCoupling }),
       injector,
     );

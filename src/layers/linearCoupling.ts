@@ -12,7 +12,9 @@
  *
  * `t(h)` and the raw scale come from a {@linkcode convNet} of the condition alone
  * (interleaved like the affine coupling's: even channels shift, odd channels raw scale,
- * `s = sigmoid(raw + 2) + eps`). The log-det does not depend on the input.
+ * `s = sigmoid(raw + 2) + eps`). The log-det does not depend on the input. With
+ * `constantScale` the raw scale is the network's output bias alone: one constant per
+ * channel, so the layer's Jacobian is the same at every position and for every condition.
  *
  * A flow built from these couplings, ActNorms, 1x1 convolutions, affine injectors, squeezes
  * and splits (whose prior is a linear convolution) is affine in the image for a given
@@ -37,7 +39,12 @@ import { ShapeError, showShape } from "../core/errors.ts";
 import type { Layer } from "../core/layer.ts";
 import { convNet, type ConvNetParams } from "../nn/convNet.ts";
 import { conv2dSame } from "../nn/conv.ts";
-import { type AffineScaleOptions, shiftScale, sumLog } from "./affineCoupling.ts";
+import {
+  type ConstantScaleOptions,
+  constantScaleOutput,
+  shiftScale,
+  sumLog,
+} from "./affineCoupling.ts";
 
 /** Parameters of {@linkcode linearCoupling}. */
 export type LinearCouplingParams = {
@@ -59,13 +66,16 @@ export interface LinearCouplingOptions {
 
 /** The conditionally linear coupling layer. */
 export interface LinearCouplingLayer
-  extends Layer<LinearCouplingParams, LinearCouplingOptions, [options?: AffineScaleOptions]> {
+  extends Layer<LinearCouplingParams, LinearCouplingOptions, [options?: ConstantScaleOptions]> {
   /** Fresh parameters: zero convolution and a zero-output condition network (identity). */
   readonly init: (
     options: LinearCouplingOptions & { readonly seed: number },
   ) => LinearCouplingParams;
-  /** The bijector; the sizes come from the parameters; needs the condition. */
-  readonly bijector: (p: LinearCouplingParams, options?: AffineScaleOptions) => Bijector;
+  /**
+   * The bijector; the sizes come from the parameters; needs the condition. With
+   * `constantScale` the scale is a learned constant per channel, not `s(h)`.
+   */
+  readonly bijector: (p: LinearCouplingParams, options?: ConstantScaleOptions) => Bijector;
 }
 
 const NAME = "linearCoupling";
@@ -86,7 +96,7 @@ export const linearCoupling: LinearCouplingLayer = {
       linear: { w: tf.zeros([3, 3, k1, k2]) },
     };
   },
-  bijector: (p, { eps = 1e-3 } = {}) => {
+  bijector: (p, { eps = 1e-3, constantScale = false } = {}) => {
     const ws = p.linear.w.shape;
     const k1 = ws[2];
     const k2 = ws[3];
@@ -107,7 +117,13 @@ export const linearCoupling: LinearCouplingLayer = {
         const [n, hh, w] = x.shape;
         const z1 = tf.slice(x, [0, 0, 0, 0], [n, hh, w, k1]);
         const z2 = tf.slice(x, [0, 0, 0, k1], [n, hh, w, k2]);
-        const { t, s } = shiftScale(NAME, convNet.apply(p.net, h), [n, hh, w, k2], eps);
+        const out = convNet.apply(p.net, h);
+        const { t, s } = shiftScale(
+          NAME,
+          constantScale ? constantScaleOutput(out, p.net.conv3.b) : out,
+          [n, hh, w, k2],
+          eps,
+        );
         const shift = tf.add(t, conv2dSame(z1, p.linear.w, undefined, `${NAME}.linear`));
         const z2b = encode ? tf.sub(tf.div(z2, s), shift) : tf.mul(tf.add(z2, shift), s);
         return { y: tf.concat([z1, z2b], 3) as tf.Tensor4D, logDet: sumLog(s, encode ? -1 : 1) };

@@ -76,6 +76,8 @@ export interface ModelConfigInput {
   readonly jointShift?: boolean;
   /** See {@linkcode ModelConfig.linearCoupling}. */
   readonly linearCoupling?: boolean;
+  /** See {@linkcode ModelConfig.stationaryScale}. */
+  readonly stationaryScale?: boolean;
 }
 
 /** A finite number in `[min, max]` (`(min, max]` when `open`). */
@@ -123,6 +125,7 @@ export const ModelConfigCodec: t.Decoder<unknown, ModelConfigInput> = t.exact(
     contractShift: t.boolean,
     jointShift: t.boolean,
     linearCoupling: t.boolean,
+    stationaryScale: t.boolean,
   }),
   "ModelConfig",
 );
@@ -243,6 +246,19 @@ export interface ModelConfig {
    * checkpoints written before this field existed load with `false`.
    */
   readonly linearCoupling: boolean;
+  /**
+   * With `linearCoupling`: the couplings' and the injectors' scales are learned constants
+   * per channel instead of functions of the condition (`t(h)` stays), so the flow's Jacobian
+   * `A` is the same at every position and for every condition: `f(x; h) = A·x + b(h)`. A
+   * latent shift of one shape then decodes to image noise of one shape everywhere. With
+   * condition-dependent scales, `A(h)`'s gain varies from place to place, differently per
+   * latent direction, and a shift whose covariance is shared by all positions (only scaled
+   * by `a(h)`) decodes to noise that is too strong where the gain is high (measured in the
+   * README, _Fidelity_). The price: the clean model given `h` has one covariance
+   * everywhere. Default false; requires `linearCoupling`; checkpoints written before this
+   * field existed load with `false`.
+   */
+  readonly stationaryScale: boolean;
 }
 
 /** The default configuration: small enough to train on a 2-core CPU in minutes. */
@@ -267,6 +283,7 @@ export const defaultConfig: ModelConfig = {
   contractShift: true,
   jointShift: false,
   linearCoupling: false,
+  stationaryScale: false,
 };
 
 /** The sizes of the authors' configuration (NTIRE/AIM): L 3, K 16, hidden 64, RRDB 64/23/32. */
@@ -289,6 +306,9 @@ const semanticErrors = (c: ModelConfig): string[] => {
         } of ${c.levels} can)`,
       );
     }
+  }
+  if (c.stationaryScale && !c.linearCoupling) {
+    errs.push("ModelConfig/stationaryScale: needs linearCoupling (the scales it fixes are theirs)");
   }
   if (new Set(c.splitLevels).size !== c.splitLevels.length) {
     errs.push("ModelConfig/splitLevels: levels must be distinct");
@@ -322,6 +342,7 @@ const FIELDS: readonly string[] = [
   "contractShift",
   "jointShift",
   "linearCoupling",
+  "stationaryScale",
 ];
 const ENCODER_FIELDS: readonly string[] = ["nf", "nb", "gc"];
 
@@ -450,6 +471,7 @@ export const decodeStoredConfig = (
         contractShift: false,
         jointShift: false,
         linearCoupling: false,
+        stationaryScale: false,
         ...stored,
         ...(width === undefined ? {} : { injectorHidden: width }),
       }

@@ -220,6 +220,7 @@ const levelMembers = (
         eps: config.eps,
         injectorOutput: injectorOutputs?.[k],
         additiveCoupling: config.additiveCoupling,
+        constantScale: config.stationaryScale,
       }),
   })),
   ...p.split.map((s): LevelMember => ({

@@ -134,6 +134,19 @@ export const layerCases: readonly BijectorCase<LayerDraw>[] = [
     condChannels: H,
   }),
   layerCase({
+    name: "flowStep (linear coupling, constant scales)",
+    init: ({ channels, seed }) =>
+      flowStep.init({ channels, condChannels: H, hidden: HIDDEN, linearCoupling: true, seed }),
+    bijector: async (p) => {
+      const q = await flowStep.withInverse(p);
+      return {
+        bijector: flowStep.bijector(q, { constantScale: true }),
+        extra: [q.invConv.const.inverse!],
+      };
+    },
+    condChannels: H,
+  }),
+  layerCase({
     name: "latentShift (whitening)",
     init: ({ channels, seed }) => latentShift.init({ channels, seed, scale: 0.5 }),
     bijector: async (p) => {
