@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { either as E } from "fp-ts";
 import { readImage, rgbImage, writePng } from "../src/image/io.ts";
+import { gridOffsetsHint } from "../src/cli/commands.ts";
+import { configOrThrow } from "../src/model/config.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -323,4 +325,13 @@ Deno.test("cli: errors are one line with the right exit code", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("degrade: a linear joint-shift model sampled without grid offsets gets a hint", () => {
+  const spinnable = configOrThrow({ linearCoupling: true, jointShift: true });
+  assert.match(gridOffsetsHint(spinnable, 1) ?? "", /8×8 block.*--grid-offsets 16/);
+  assert.equal(gridOffsetsHint(spinnable, 16), null);
+  assert.equal(gridOffsetsHint(configOrThrow({ linearCoupling: true }), 1), null);
+  assert.equal(gridOffsetsHint(configOrThrow({ jointShift: true }), 1), null);
+  assert.equal(gridOffsetsHint(configOrThrow({}), 1), null);
 });
