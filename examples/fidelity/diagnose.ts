@@ -21,7 +21,8 @@
  *   busy ones (> 0.05): does `a(h)` make up for the flow's weak gain in flat regions?
  * - the noise by brightness: the rms of `ŷ − x` per 8×8 block of the test crops, binned by the
  *   block's mean brightness, real against DeFlow (does the noise follow brightness where the
- *   real one does not?);
+ *   real one does not?), and the residual's rms per frequency band (differences of 3, 7 and
+ *   15 pixel box filters: where an excess lies);
  * - with `adaptiveShift`, whether `a(h)` fits the degraded model's own training data: on the
  *   degraded domain's scenes (64×64 crops, conditioned as in training), per brightness bin, the
  *   multiplier `c` of `a(h)²` that maximises the degraded likelihood of the real latents
@@ -332,6 +333,16 @@ const binLabel = (k: number) =>
   const [yd] = degrade(sampler, x, { seed: 5 });
   sampler.dispose();
   const deflowRms = blockRms(yd);
+  // The residual's rms per band: below 3 px, 3–7, 7–15 and above 15 (box-filter differences).
+  const bands = (y: tf.Tensor4D): string =>
+    tf.tidy(() => {
+      const r = tf.sub(tf.clipByValue(y, 0, 1), x) as tf.Tensor4D;
+      const [b3, b7, b15] = [3, 7, 15].map((k) => tf.avgPool(r, k, 1, "same") as tf.Tensor4D);
+      return [tf.sub(r, b3), tf.sub(b3, b7), tf.sub(b7, b15), b15]
+        .map((b) => Math.sqrt(tf.mean(tf.square(b)).dataSync()[0]).toFixed(4))
+        .join(" / ");
+    });
+  row("residual rms by band <3/3–7/7–15/>15 px", `real ${bands(yr)}  DeFlow ${bands(yd)}`);
   tf.dispose([yr, yd]);
   for (let k = 0; k + 1 < BRIGHTNESS_EDGES.length; k++) {
     const idx = [...brightness.keys()].filter((i) => binOf(brightness[i]) === k);
