@@ -141,22 +141,16 @@ export const deinterleave = (
   });
 
 /**
- * A conditioner output (interleaved: even channels shift, odd channels raw scale) with its
- * raw scales replaced by the output layer's bias `b` (`[2k]`): one constant scale per
- * channel, the same at every position and for every condition. The shifts are kept.
+ * The odd entries of an interleaved bias `[2k]` (the raw scales of a conditioner's output
+ * layer), `[k]`: the constant raw scale of a layer whose scale ignores its input.
  */
-export const constantScaleOutput = (out: tf.Tensor4D, bias: tf.Tensor1D): tf.Tensor4D =>
+export const oddEntries = (bias: tf.Tensor1D): tf.Tensor1D =>
   tf.tidy(() => {
-    const c = out.shape[3];
-    if (bias.shape[0] !== c) {
-      throw new ShapeError(
-        `constantScaleOutput: bias ${
-          showShape(bias.shape)
-        } does not fit an output of ${c} channels`,
-      );
+    const k = bias.shape[0] / 2;
+    if (!Number.isInteger(k) || k < 1) {
+      throw new ShapeError(`oddEntries: bias ${showShape(bias.shape)} has no even length`);
     }
-    const even = tf.tensor1d(Array.from({ length: c }, (_, i) => (i % 2 === 0 ? 1 : 0)));
-    return tf.add(tf.mul(out, even), tf.mul(bias, tf.sub(1, even))) as tf.Tensor4D;
+    return tf.reshape(tf.slice(tf.reshape(bias, [k, 2]), [0, 1], [k, 1]), [k]);
   });
 
 /** `s = sigmoid(raw + 2) + eps`. */
@@ -165,13 +159,16 @@ export const sigmoidScale = (raw: tf.Tensor4D, eps: number): tf.Tensor4D =>
 
 /**
  * Shift and scale from a conditioner output, checking its shape against `[N, H, W, k]`.
- * Shared by the coupling, the injector and the split layers.
+ * Shared by the coupling, the injector and the split layers. With `scaleBias` (the output
+ * layer's interleaved bias, `[2k]`) the raw scale is its odd entries, one constant per
+ * channel, and the output's scale channels are ignored (`ConstantScaleOptions`).
  */
 export const shiftScale = (
   name: string,
   out: tf.Tensor4D,
   target: Shape4,
   eps: number,
+  scaleBias?: tf.Tensor1D,
 ): { readonly t: tf.Tensor4D; readonly s: tf.Tensor4D } => {
   const [n, h, w, k] = target;
   const o = out.shape;
@@ -182,8 +179,14 @@ export const shiftScale = (
     );
   }
   return tf.tidy(() => {
+    if (scaleBias && scaleBias.shape[0] !== 2 * k) {
+      throw new ShapeError(
+        `${name}: scale bias ${showShape(scaleBias.shape)} does not fit ${k} channels`,
+      );
+    }
     const { even, odd } = deinterleave(out);
-    return { t: even, s: sigmoidScale(odd, eps) };
+    const raw = scaleBias ? tf.add(tf.zerosLike(even), oddEntries(scaleBias)) : odd;
+    return { t: even, s: sigmoidScale(raw as tf.Tensor4D, eps) };
   });
 };
 

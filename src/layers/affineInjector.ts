@@ -24,12 +24,7 @@ import {
 import { ShapeError } from "../core/errors.ts";
 import type { Layer } from "../core/layer.ts";
 import { convNet, type ConvNetParams } from "../nn/convNet.ts";
-import {
-  type ConstantScaleOptions,
-  constantScaleOutput,
-  shiftScale,
-  sumLog,
-} from "./affineCoupling.ts";
+import { type ConstantScaleOptions, shiftScale, sumLog } from "./affineCoupling.ts";
 
 /** Parameters of {@linkcode affineInjector}: the conditioner network. */
 export type AffineInjectorParams = {
@@ -63,6 +58,12 @@ export interface InjectorFromConditionerOptions {
   readonly eps?: number;
   /** Name used in error messages (default `"affineInjector"`). */
   readonly name?: string;
+  /**
+   * The conditioner's output-layer bias (`[2·C]`, interleaved): when given, the raw scale is
+   * its odd entries, one constant per channel, and the conditioner's scale channels are
+   * ignored (the layer's `constantScale` option).
+   */
+  readonly scaleBias?: tf.Tensor1D;
 }
 
 /** The affine injector layer. */
@@ -97,7 +98,7 @@ const fromConditioner = (
   conditioner: InjectorConditioner,
   options: InjectorFromConditionerOptions,
 ): Bijector => {
-  const { channels, condChannels, eps = 1e-3, name = NAME } = options;
+  const { channels, condChannels, eps = 1e-3, name = NAME, scaleBias } = options;
   if (!Number.isInteger(channels) || channels < 1) {
     throw new ShapeError(`${name}: channels must be a positive integer, got ${channels}`);
   }
@@ -110,7 +111,7 @@ const fromConditioner = (
     const s4 = checkInput(name, x, channels);
     const h = checkCondition(name, x, cond, condChannels);
     return tf.tidy(() => {
-      const { t, s } = shiftScale(name, conditioner(h), s4, eps);
+      const { t, s } = shiftScale(name, conditioner(h), s4, eps, scaleBias);
       const y = encode ? tf.sub(tf.div(x, s), t) : tf.mul(tf.add(x, t), s);
       return { y: y as tf.Tensor4D, logDet: sumLog(s, encode ? -1 : 1) };
     });
@@ -151,12 +152,12 @@ export const affineInjector: AffineInjectorLayer = {
     };
   },
   bijector: (p, { eps, constantScale = false } = {}) =>
-    fromConditioner(
-      constantScale
-        ? (h) => constantScaleOutput(convNet.apply(p.net, h), p.net.conv3.b)
-        : (h) => convNet.apply(p.net, h),
-      { ...sizes(p), eps, name: NAME },
-    ),
+    fromConditioner((h) => convNet.apply(p.net, h), {
+      ...sizes(p),
+      eps,
+      name: NAME,
+      scaleBias: constantScale ? p.net.conv3.b : undefined,
+    }),
   sizes,
   fromConditioner,
 };

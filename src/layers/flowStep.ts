@@ -27,7 +27,6 @@ import {
   affineCoupling,
   type AffineCouplingParams,
   type AffineScaleOptions,
-  constantScaleOutput,
 } from "./affineCoupling.ts";
 import { affineInjector, type AffineInjectorParams } from "./affineInjector.ts";
 import { linearCoupling, type LinearCouplingParams } from "./linearCoupling.ts";
@@ -138,12 +137,11 @@ export const flowStep: FlowStepLayer = {
   },
   bijector: (p, { eps, injectorOutput, additiveCoupling, constantScale = false } = {}) => {
     const injector = injectorOutput
-      ? affineInjector.fromConditioner(
-        constantScale
-          ? () => constantScaleOutput(injectorOutput, p.injector.net.conv3.b)
-          : () => injectorOutput,
-        { ...affineInjector.sizes(p.injector), eps },
-      )
+      ? affineInjector.fromConditioner(() => injectorOutput, {
+        ...affineInjector.sizes(p.injector),
+        eps,
+        scaleBias: constantScale ? p.injector.net.conv3.b : undefined,
+      })
       : affineInjector.bijector(p.injector, { eps, constantScale });
     const b = chain(
       actNorm.bijector(p.actNorm),

@@ -39,12 +39,7 @@ import { ShapeError, showShape } from "../core/errors.ts";
 import type { Layer } from "../core/layer.ts";
 import { convNet, type ConvNetParams } from "../nn/convNet.ts";
 import { conv2dSame } from "../nn/conv.ts";
-import {
-  type ConstantScaleOptions,
-  constantScaleOutput,
-  shiftScale,
-  sumLog,
-} from "./affineCoupling.ts";
+import { type ConstantScaleOptions, shiftScale, sumLog } from "./affineCoupling.ts";
 
 /** Parameters of {@linkcode linearCoupling}. */
 export type LinearCouplingParams = {
@@ -117,12 +112,12 @@ export const linearCoupling: LinearCouplingLayer = {
         const [n, hh, w] = x.shape;
         const z1 = tf.slice(x, [0, 0, 0, 0], [n, hh, w, k1]);
         const z2 = tf.slice(x, [0, 0, 0, k1], [n, hh, w, k2]);
-        const out = convNet.apply(p.net, h);
         const { t, s } = shiftScale(
           NAME,
-          constantScale ? constantScaleOutput(out, p.net.conv3.b) : out,
+          convNet.apply(p.net, h),
           [n, hh, w, k2],
           eps,
+          constantScale ? p.net.conv3.b : undefined,
         );
         const shift = tf.add(t, conv2dSame(z1, p.linear.w, undefined, `${NAME}.linear`));
         const z2b = encode ? tf.sub(tf.div(z2, s), shift) : tf.mul(tf.add(z2, shift), s);

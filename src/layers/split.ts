@@ -27,7 +27,7 @@ import {
 import { ShapeError, showShape } from "../core/errors.ts";
 import type { ChannelOptions, Layer } from "../core/layer.ts";
 import { conv2dSame } from "../nn/conv.ts";
-import { deinterleave } from "./affineCoupling.ts";
+import { deinterleave, oddEntries } from "./affineCoupling.ts";
 
 /** Parameters of {@linkcode split}: the prior convolution. */
 export type SplitParams = {
@@ -107,14 +107,7 @@ export const split: SplitLayer = {
         const { even: mean, odd: convLogs } = deinterleave(
           conv2dSame(z1, p.prior.w, p.prior.b, `${NAME}.prior`),
         );
-        const logs = constantScale
-          ? tf.mul(
-            tf.onesLike(mean),
-            tf.reshape(tf.slice(tf.reshape(p.prior.b, [emitted, 2]), [0, 1], [emitted, 1]), [
-              emitted,
-            ]),
-          )
-          : convLogs;
+        const logs = constantScale ? tf.mul(tf.onesLike(mean), oddEntries(p.prior.b)) : convLogs;
         const out = dir === 1
           ? tf.mul(tf.sub(z2, mean), tf.exp(tf.neg(logs)))
           : tf.add(tf.mul(z2, tf.exp(logs)), mean);
