@@ -61,6 +61,7 @@ const { values: args } = parseArgs({
     batch: { type: "string" },
     crop: { type: "string" },
     "shift-lr": { type: "string" },
+    "clean-from-degraded": { type: "string" },
     "same-scenes": { type: "boolean", default: false },
     "noise-at": { type: "string" },
     "grid-offsets": { type: "string" },
@@ -132,6 +133,8 @@ interface FamilyResult {
   /** Crop-corner grid and shift learning-rate multiple of the run (older results lack them). */
   readonly cropAlign?: number;
   readonly shiftLrMultiple?: number;
+  /** Factor of the downscaled degraded photos added to the clean domain (older results lack it). */
+  readonly cleanFromDegraded?: number;
   /** Diagnostic run: both domains from the clean scenes (`--same-scenes`). */
   readonly sameScenes?: boolean;
   /** Where the sampler decoded the shift's noise (`--noise-at`; absent: `"input"`). */
@@ -194,6 +197,9 @@ const runFamily = async (name: string): Promise<void> => {
     ...(curve > 1 ? { checkpointEvery: every } : {}),
     lr: args.lr === undefined ? undefined : Number(args.lr),
     shiftLrMultiple: args["shift-lr"] === undefined ? undefined : Number(args["shift-lr"]),
+    cleanFromDegraded: args["clean-from-degraded"] === undefined
+      ? undefined
+      : Number(args["clean-from-degraded"]),
     outDir: dir,
     onProgress: (p) => {
       if (curve > 1 && p.event === "checkpoint" && p.checkpoint && p.step < p.iterations) {
@@ -248,7 +254,11 @@ const runFamily = async (name: string): Promise<void> => {
   }
   // The run's settings as the trainer resolved them (loss.json), for the report.
   const ran = JSON.parse(await Deno.readTextFile(`${fromDir ?? outRoot}/${name}/loss.json`)).run;
-  const runExtras = { cropAlign: ran.cropAlign, shiftLrMultiple: ran.shiftLrMultiple };
+  const runExtras = {
+    cropAlign: ran.cropAlign,
+    shiftLrMultiple: ran.shiftLrMultiple,
+    cleanFromDegraded: ran.cleanFromDegraded,
+  };
   const res: FamilyResult = {
     family: name,
     summary: family.summary,
@@ -339,7 +349,9 @@ const familyTable = (r: FamilyResult): string[] => {
     "",
     `${r.summary}. Operator: \`${r.operator}\`. ${r.iterations} iterations, training ${
       r.trainSeconds.toFixed(0)
-    } s; ${r.testCrops} test crops; white-noise σ = ${f3(r.whiteSigmas)}.`,
+    } s${
+      r.cleanFromDegraded ? `, clean domain + degraded photos ÷${r.cleanFromDegraded}` : ""
+    }; ${r.testCrops} test crops; white-noise σ = ${f3(r.whiteSigmas)}.`,
     "",
     "| distance to the real degradation (lower is better) | floor (2nd true sample) | white noise | DeFlow |",
     "|---|---|---|---|",
@@ -416,6 +428,9 @@ if (args.report) {
     ...(args.batch ? [`--batch=${args.batch}`] : []),
     ...(args.crop ? [`--crop=${args.crop}`] : []),
     ...(args["shift-lr"] ? [`--shift-lr=${args["shift-lr"]}`] : []),
+    ...(args["clean-from-degraded"]
+      ? [`--clean-from-degraded=${args["clean-from-degraded"]}`]
+      : []),
     ...(sameScenes ? ["--same-scenes"] : []),
     `--noise-at=${noiseAt}`,
     `--grid-offsets=${gridOffsets}`,

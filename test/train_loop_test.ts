@@ -17,6 +17,8 @@ import {
   normalizeDegraded,
 } from "../src/train/normalize.ts";
 import { train, type TrainOptions, type TrainProgress } from "../src/train/loop.ts";
+import { downscaledCopies } from "../src/train/cleanFromDegraded.ts";
+import { bicubicDownscale } from "../src/image/resize.ts";
 import { useBackend } from "./_helpers.ts";
 import { loadModel } from "../src/cli/model.ts";
 
@@ -335,6 +337,93 @@ Deno.test("train: shiftLrMultiple 0 freezes the latent shifts, the run settings 
       () => train(base({ iterations: 1, cropAlign: 5 })),
       /crop 16 must be a multiple of cropAlign 5/,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("downscaledCopies: antialiased bicubic copies on the 8-bit grid, small ones left out", async () => {
+  await useBackend("wasm");
+  const before = tf.memory().numTensors;
+  const flat = rgbImage(40, 40, new Float32Array(40 * 40 * 3).fill(100 / 255));
+  const noisy = photo(48, 40, 7, 0.6);
+  const small = photo(24, 24, 8, 0.3);
+  const out = await downscaledCopies([flat, small, noisy], 2.5, 16);
+  assert.equal(out.length, 2, "the 24-px photo (10 px after ÷2.5) is left out");
+  assert.deepEqual([out[0].width, out[0].height, out[1].width, out[1].height], [16, 16, 20, 16]);
+  // A constant photo stays the same constant (the weights sum to 1).
+  assert.ok(out[0].data.every((v) => Math.abs(v - 100 / 255) < 1e-6));
+  // Every value is an 8-bit level in [0, 1], and equals the rounded bicubic downscale.
+  const ref = tf.tidy(() =>
+    bicubicDownscale(tf.tensor4d(noisy.data, [1, 40, 48, 3]), 2.5).dataSync() as Float32Array
+  );
+  out[1].data.forEach((v, i) => {
+    assert.ok(Math.abs(v * 255 - Math.round(v * 255)) < 1e-4 && v >= 0 && v <= 1, `sample ${i}`);
+    assert.ok(Math.abs(v - Math.min(1, Math.max(0, ref[i]))) <= 0.5 / 255 + 1e-6, `sample ${i}`);
+  });
+  // The antialiasing filter averages the noise away: high-pass energy drops.
+  const hp = (im: RgbImage) => {
+    let s = 0, n = 0;
+    for (let i = 3; i < im.data.length; i += 3) {
+      s += (im.data[i] - im.data[i - 3]) ** 2;
+      n++;
+    }
+    return s / n;
+  };
+  assert.ok(hp(out[1]) < 0.3 * hp(noisy), `high-pass ${hp(out[1])} vs ${hp(noisy)}`);
+  await assert.rejects(
+    () => downscaledCopies([flat], 1, 4),
+    /factor must be a finite number > 1, got 1/,
+  );
+  assert.equal(tf.memory().numTensors, before);
+});
+
+Deno.test("train: cleanFromDegraded trains the clean domain on downscaled degraded photos", async () => {
+  await useBackend("wasm");
+  const dir = await Deno.makeTempDir({ prefix: "deflow-train-cfd-" });
+  try {
+    const degraded = [photo(40, 36, 9, 0.3), photo(24, 24, 10, 0.3)];
+    const copies = await downscaledCopies(degraded, 2, 16);
+    assert.equal(copies.length, 1);
+    // Same seed: the option equals giving the copies as extra clean photos by hand.
+    const withOption = await train(base({
+      degraded,
+      iterations: 3,
+      cleanFromDegraded: 2,
+      outDir: dir,
+    }));
+    const byHand = await train(base({ clean: [...cleanSet, ...copies], degraded, iterations: 3 }));
+    const without = await train(base({ degraded, iterations: 3 }));
+    const [a, b, c] = await Promise.all(
+      [withOption, byHand, without].map((r) => leafValues(r.params)),
+    );
+    let differs = 0;
+    for (const [path, v] of a) {
+      assert.deepEqual(v, b.get(path), path);
+      if (!v.every((x, i) => x === c.get(path)![i])) differs++;
+    }
+    assert.ok(differs > 10, `only ${differs} leaves differ from the run without the option`);
+    for (const r of [withOption, byHand, without]) {
+      tf.dispose(flattenParams(r.params).map((n) => n.tensor));
+    }
+    const run = JSON.parse(await Deno.readTextFile(`${dir}/loss.json`)).run;
+    assert.equal(run.cleanFromDegraded, 2);
+    await assert.rejects(
+      () =>
+        train(base({
+          degraded,
+          iterations: 4,
+          resumeFrom: `${dir}/checkpoint.safetensors`,
+          cleanFromDegraded: 4,
+        })),
+      /cleanFromDegraded 4 differs from the run's 2/,
+    );
+    for (const bad of [1, -2, NaN]) {
+      await assert.rejects(
+        () => train(base({ iterations: 1, cleanFromDegraded: bad })),
+        /cleanFromDegraded must be 0 \(off\) or a finite number > 1/,
+      );
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -89,6 +89,8 @@ export interface TrainArgs {
   readonly lr?: number;
   /** Learning-rate multiple of the latent shifts. */
   readonly "shift-lr"?: number;
+  /** Downscale factor of the degraded photos added to the clean domain. */
+  readonly "clean-from-degraded"?: number;
   /** Seed. */
   readonly seed?: number;
   /** Normalise the degraded domain. */
@@ -142,6 +144,12 @@ export const trainSpec: CommandSpec = {
       value: "K",
       help:
         `learning-rate multiple of the latent shifts (default ${trainDefaults.shiftLrMultiple})`,
+    },
+    "clean-from-degraded": {
+      codec: numRangeArg(0, 64),
+      value: "F",
+      help: "also train the clean domain on the degraded images downscaled by F (> 1; 4 = the " +
+        `condition's factor; default ${trainDefaults.cleanFromDegraded}: off)`,
     },
     seed: { codec: intArg(0, 0xffffffff), value: "S", help: "random seed (default 0)" },
     normalize: {
@@ -383,6 +391,7 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
       cropAlign: a["crop-align"],
       lr: a.lr,
       shiftLrMultiple: a["shift-lr"],
+      cleanFromDegraded: a["clean-from-degraded"],
       seed: a.seed,
       outDir,
       checkpointEvery: a["checkpoint-every"],

@@ -62,6 +62,7 @@ import {
   type SamplerState,
   SamplerStateCodec,
 } from "./sampler.ts";
+import { downscaledCopies } from "./cleanFromDegraded.ts";
 import { computeNormalization, DomainNormalizationCodec, normalizeDegraded } from "./normalize.ts";
 
 /** File name of the checkpoint inside `outDir`. */
@@ -79,6 +80,7 @@ export const trainDefaults: {
   readonly emaDecay: number;
   readonly shiftLrMultiple: number;
   readonly cropAlign: number;
+  readonly cleanFromDegraded: number;
 } = {
   batch: 8,
   crop: 64,
@@ -90,6 +92,7 @@ export const trainDefaults: {
   emaDecay: 0.98,
   shiftLrMultiple: 1,
   cropAlign: 1,
+  cleanFromDegraded: 0,
 };
 
 /** What the loop reports after every step, at checkpoints and at the end. */
@@ -165,6 +168,15 @@ export interface TrainOptions {
    * a few tenths, while the flow it must match keeps changing.
    */
   readonly shiftLrMultiple?: number;
+  /**
+   * Also train the clean domain on the degraded photos downscaled by this factor
+   * (antialiased bicubic, rounded to 8 bits; copies smaller than the crop are left out), as
+   * the paper does on DPED-RWSR: the clean domain then holds the degraded scenes' content,
+   * so the latent shift need not fit it as noise. 0 (default) adds nothing; a factor must
+   * be > 1 and large enough to remove the degradation (the condition's factor, 4, is the
+   * natural choice). Resuming: the checkpoint's (it must stay the same).
+   */
+  readonly cleanFromDegraded?: number;
   /** Seed of all randomness (default 0; resuming: the checkpoint's). */
   readonly seed?: number;
   /** Where checkpoints, loss.json and loss.png go (none written when omitted). */
@@ -235,6 +247,8 @@ export interface RunSettings {
   readonly shiftLrMultiple: number;
   /** Gradient clip. */
   readonly clipNorm: number;
+  /** Downscale factor of the degraded photos added to the clean domain (0: none). */
+  readonly cleanFromDegraded: number;
 }
 
 const RunSettingsCodec = t.intersection([
@@ -247,7 +261,7 @@ const RunSettingsCodec = t.intersection([
     milestones: t.array(t.number),
     clipNorm: t.number,
   }),
-  t.partial({ cropAlign: t.number, shiftLrMultiple: t.number }),
+  t.partial({ cropAlign: t.number, shiftLrMultiple: t.number, cleanFromDegraded: t.number }),
 ], "RunSettings");
 
 const NullableNumber = t.union([t.number, t.null]);
@@ -331,6 +345,8 @@ const resolveSettings = (
     shiftLrMultiple: o.shiftLrMultiple ??
       (saved ? saved.shiftLrMultiple ?? 1 : trainDefaults.shiftLrMultiple),
     clipNorm: o.clipNorm ?? saved?.clipNorm ?? trainDefaults.clipNorm,
+    cleanFromDegraded: o.cleanFromDegraded ??
+      (saved ? saved.cleanFromDegraded ?? 0 : trainDefaults.cleanFromDegraded),
   };
   checkInt("seed", s.seed, -(2 ** 31));
   checkInt("iterations", s.iterations, 1);
@@ -343,6 +359,12 @@ const resolveSettings = (
   if (!(Number.isFinite(s.lr) && s.lr >= 0)) fail(`lr must be a finite number ≥ 0, got ${s.lr}`);
   if (!(Number.isFinite(s.clipNorm) && s.clipNorm >= 0)) {
     fail(`clipNorm must be a finite number ≥ 0, got ${s.clipNorm}`);
+  }
+  if (
+    !(s.cleanFromDegraded === 0 ||
+      (Number.isFinite(s.cleanFromDegraded) && s.cleanFromDegraded > 1))
+  ) {
+    fail(`cleanFromDegraded must be 0 (off) or a finite number > 1, got ${s.cleanFromDegraded}`);
   }
   return s;
 };
@@ -473,8 +495,12 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
       }
       const saved = resumed.loop.run;
       const diffs: string[] = [];
-      const fixed = { ...saved, cropAlign: saved.cropAlign ?? 1 };
-      for (const k of ["seed", "batch", "crop", "cropAlign"] as const) {
+      const fixed = {
+        ...saved,
+        cropAlign: saved.cropAlign ?? 1,
+        cleanFromDegraded: saved.cleanFromDegraded ?? 0,
+      };
+      for (const k of ["seed", "batch", "crop", "cropAlign", "cleanFromDegraded"] as const) {
         const v = options[k];
         if (v !== undefined && v !== fixed[k]) {
           diffs.push(`${k} ${v} differs from the run's ${fixed[k]}`);
@@ -555,10 +581,12 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
     }
     throw e;
   }
-  const clean = options.clean;
   const degraded = normalization
     ? normalizeDegraded(options.degraded, normalization)
     : options.degraded;
+  const clean = run.cleanFromDegraded > 0
+    ? [...options.clean, ...await downscaledCopies(degraded, run.cleanFromDegraded, run.crop)]
+    : options.clean;
   const checkpointEvery = options.checkpointEvery ?? Math.max(1, Math.round(run.iterations / 10));
   checkInt("checkpointEvery", checkpointEvery, 1);
   const historyEvery = options.historyEvery ?? Math.max(1, Math.ceil(run.iterations / 1000));
