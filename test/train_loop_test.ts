@@ -418,6 +418,10 @@ Deno.test("train: cleanFromDegraded trains the clean domain on downscaled degrad
         })),
       /cleanFromDegraded 4 differs from the run's 2/,
     );
+    await assert.rejects(
+      () => train(base({ iterations: 1, cleanFromDegraded: 4 })),
+      /cleanFromDegraded 4: no degraded image is at least 64 px on both sides/,
+    );
     for (const bad of [1, -2, NaN]) {
       await assert.rejects(
         () => train(base({ iterations: 1, cleanFromDegraded: bad })),

@@ -14,7 +14,7 @@
  */
 import { tf } from "../tf.ts";
 import { bicubicDownscale } from "../image/resize.ts";
-import { imageToTensor, type RgbImage, rgbImage } from "../image/io.ts";
+import { imageToTensor, type RgbImage, rgbImage, toBytes } from "../image/io.ts";
 
 /**
  * Every image downscaled by `factor` (MATLAB-style antialiased bicubic, see
@@ -39,11 +39,7 @@ export const downscaledCopies = async (
     const small = tf.tidy(() => bicubicDownscale(imageToTensor(im), factor));
     const data = await small.data() as Float32Array;
     small.dispose();
-    const q = new Float32Array(data.length);
-    for (let i = 0; i < data.length; i++) {
-      q[i] = Math.round(Math.min(1, Math.max(0, data[i])) * 255) / 255;
-    }
-    out.push(rgbImage(w, h, q));
+    out.push(rgbImage(w, h, data.map((v) => toBytes(v) / 255)));
   }
   return out;
 };

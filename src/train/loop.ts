@@ -584,9 +584,21 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
   const degraded = normalization
     ? normalizeDegraded(options.degraded, normalization)
     : options.degraded;
-  const clean = run.cleanFromDegraded > 0
-    ? [...options.clean, ...await downscaledCopies(degraded, run.cleanFromDegraded, run.crop)]
-    : options.clean;
+  const copies = run.cleanFromDegraded > 0
+    ? await downscaledCopies(degraded, run.cleanFromDegraded, run.crop)
+    : [];
+  if (run.cleanFromDegraded > 0 && copies.length === 0) {
+    if (resumed) {
+      disposeParams(resumed.params);
+      disposeAdamState(resumed.adam);
+    }
+    fail(
+      `cleanFromDegraded ${run.cleanFromDegraded}: no degraded image is at least ` +
+        `${Math.ceil(run.crop * run.cleanFromDegraded)} px on both sides (crop ${run.crop} × ` +
+        `factor), so nothing would be added; use a smaller factor or crop`,
+    );
+  }
+  const clean = [...options.clean, ...copies];
   const checkpointEvery = options.checkpointEvery ?? Math.max(1, Math.round(run.iterations / 10));
   checkInt("checkpointEvery", checkpointEvery, 1);
   const historyEvery = options.historyEvery ?? Math.max(1, Math.ceil(run.iterations / 1000));
