@@ -420,7 +420,7 @@ Deno.test("train: cleanFromDegraded trains the clean domain on downscaled degrad
     );
     await assert.rejects(
       () => train(base({ iterations: 1, cleanFromDegraded: 4 })),
-      /cleanFromDegraded 4: no degraded image is at least 64 px on both sides/,
+      /cleanFromDegraded 4: no degraded image downscaled by 4 is at least the crop \(16 px\)/,
     );
     for (const bad of [1, -2, NaN]) {
       await assert.rejects(

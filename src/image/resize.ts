@@ -172,6 +172,9 @@ export const bicubicResize = (
   return resizeImpl(x, outH, outW, outH / h, outW / w);
 };
 
+/** The output side of {@linkcode bicubicDownscale} for an input side `n`: `ceil(n / factor)`. */
+export const downscaledSide = (n: number, factor: number): number => Math.ceil(n / factor - 1e-9);
+
 /**
  * Downscale by an integer-or-real `factor ≥ 1` as MATLAB's `imresize(x, 1/factor)`:
  * output size `ceil(in/factor)` per axis, weights for `scale = 1/factor` (antialiased).
@@ -184,7 +187,11 @@ export const bicubicDownscale = (x: tf.Tensor4D, factor: number): tf.Tensor4D =>
     throw new RangeError(`${name}: factor must be a finite number ≥ 1, got ${factor}`);
   }
   const [, h, w] = x.shape;
-  const outH = Math.ceil(h / factor - 1e-9);
-  const outW = Math.ceil(w / factor - 1e-9);
-  return resizeImpl(x, outH, outW, 1 / factor, 1 / factor);
+  return resizeImpl(
+    x,
+    downscaledSide(h, factor),
+    downscaledSide(w, factor),
+    1 / factor,
+    1 / factor,
+  );
 };

@@ -13,8 +13,12 @@
  * @module
  */
 import { tf } from "../tf.ts";
-import { bicubicDownscale } from "../image/resize.ts";
+import { bicubicDownscale, downscaledSide } from "../image/resize.ts";
 import { imageToTensor, type RgbImage, rgbImage, toBytes } from "../image/io.ts";
+
+/** Whether the copy of `im` downscaled by `factor` is at least `minSide` on both sides. */
+export const copyFits = (im: RgbImage, factor: number, minSide: number): boolean =>
+  downscaledSide(im.height, factor) >= minSide && downscaledSide(im.width, factor) >= minSide;
 
 /**
  * Every image downscaled by `factor` (MATLAB-style antialiased bicubic, see
@@ -33,12 +37,11 @@ export const downscaledCopies = async (
   }
   const out: RgbImage[] = [];
   for (const im of images) {
-    const h = Math.ceil(im.height / factor - 1e-9);
-    const w = Math.ceil(im.width / factor - 1e-9);
-    if (h < minSide || w < minSide) continue;
+    if (!copyFits(im, factor, minSide)) continue;
     const small = tf.tidy(() => bicubicDownscale(imageToTensor(im), factor));
     const data = await small.data() as Float32Array;
     small.dispose();
+    const [, h, w] = small.shape;
     out.push(rgbImage(w, h, data.map((v) => toBytes(v) / 255)));
   }
   return out;

@@ -62,7 +62,7 @@ import {
   type SamplerState,
   SamplerStateCodec,
 } from "./sampler.ts";
-import { downscaledCopies } from "./cleanFromDegraded.ts";
+import { copyFits, downscaledCopies } from "./cleanFromDegraded.ts";
 import { computeNormalization, DomainNormalizationCodec, normalizeDegraded } from "./normalize.ts";
 
 /** File name of the checkpoint inside `outDir`. */
@@ -574,6 +574,13 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
     }
     checkCropFits(options.clean, run.crop, "clean", options.cleanNames);
     checkCropFits(options.degraded, run.crop, "degraded", options.degradedNames);
+    const f = run.cleanFromDegraded;
+    if (f > 0 && !options.degraded.some((im) => copyFits(im, f, run.crop))) {
+      fail(
+        `cleanFromDegraded ${f}: no degraded image downscaled by ${f} is at least the crop ` +
+          `(${run.crop} px) on both sides, so nothing would be added; use a smaller factor or crop`,
+      );
+    }
   } catch (e) {
     if (resumed) {
       disposeParams(resumed.params);
@@ -587,17 +594,6 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
   const copies = run.cleanFromDegraded > 0
     ? await downscaledCopies(degraded, run.cleanFromDegraded, run.crop)
     : [];
-  if (run.cleanFromDegraded > 0 && copies.length === 0) {
-    if (resumed) {
-      disposeParams(resumed.params);
-      disposeAdamState(resumed.adam);
-    }
-    fail(
-      `cleanFromDegraded ${run.cleanFromDegraded}: no degraded image is at least ` +
-        `${Math.ceil(run.crop * run.cleanFromDegraded)} px on both sides (crop ${run.crop} × ` +
-        `factor), so nothing would be added; use a smaller factor or crop`,
-    );
-  }
   const clean = [...options.clean, ...copies];
   const checkpointEvery = options.checkpointEvery ?? Math.max(1, Math.round(run.iterations / 10));
   checkInt("checkpointEvery", checkpointEvery, 1);
