@@ -36,6 +36,8 @@ import { families, familyByName } from "./fidelity/families.ts";
 import { defaultSplit, loadCollections } from "./fidelity/scenes.ts";
 import {
   compareMethod,
+  type CopyResidue,
+  copyResidue,
   distanceLabels,
   evaluateOnTestCrops,
   type MethodResult,
@@ -135,6 +137,8 @@ interface FamilyResult {
   readonly shiftLrMultiple?: number;
   /** Factor of the downscaled degraded photos added to the clean domain (older results lack it). */
   readonly cleanFromDegraded?: number;
+  /** With `cleanFromDegraded`: how much of the degradation its copies keep. */
+  readonly copyResidue?: CopyResidue;
   /** Diagnostic run: both domains from the clean scenes (`--same-scenes`). */
   readonly sameScenes?: boolean;
   /** Where the sampler decoded the shift's noise (`--noise-at`; absent: `"input"`). */
@@ -258,6 +262,9 @@ const runFamily = async (name: string): Promise<void> => {
     cropAlign: ran.cropAlign,
     shiftLrMultiple: ran.shiftLrMultiple,
     cleanFromDegraded: ran.cleanFromDegraded,
+    ...(ran.cleanFromDegraded
+      ? { copyResidue: await copyResidue(degraded, source, ran.cleanFromDegraded, crop) }
+      : {}),
   };
   const res: FamilyResult = {
     family: name,
@@ -349,8 +356,14 @@ const familyTable = (r: FamilyResult): string[] => {
     "",
     `${r.summary}. Operator: \`${r.operator}\`. ${r.iterations} iterations, training ${
       r.trainSeconds.toFixed(0)
-    } s${
-      r.cleanFromDegraded ? `, clean domain + degraded photos ÷${r.cleanFromDegraded}` : ""
+    } s${r.cleanFromDegraded ? `, clean domain + degraded photos ÷${r.cleanFromDegraded}` : ""}${
+      r.copyResidue
+        ? ` (the copies keep ${
+          (100 * r.copyResidue.ratio).toFixed(0)
+        } % of the degradation's high-pass std: ${f3(r.copyResidue.copies)} against ${
+          f3(r.copyResidue.fullSize)
+        } at full size)`
+        : ""
     }; ${r.testCrops} test crops; white-noise σ = ${f3(r.whiteSigmas)}.`,
     "",
     "| distance to the real degradation (lower is better) | floor (2nd true sample) | white noise | DeFlow |",

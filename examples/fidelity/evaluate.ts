@@ -19,6 +19,8 @@ import { compareSets, fitWhiteNoiseSigmas } from "../../src/eval/report.ts";
 import { type Degradation, degradeImages } from "../../src/degrade/types.ts";
 import { foldIn } from "../../src/core/random.ts";
 import { cropsOf } from "./scenes.ts";
+import { downscaledCopies } from "../../src/train/cleanFromDegraded.ts";
+import { difference, noiseStd } from "../../src/eval/stats.ts";
 import {
   flatRegionNoise,
   patchCovariance,
@@ -237,4 +239,36 @@ export const evaluateOnTestCrops = async (
     sampling,
   );
   return { clean, real, floor, white, ours, sigmas, realValues: measure(real, clean) };
+};
+
+/** How much of a degradation survives in the downscaled copies `cleanFromDegraded` adds. */
+export interface CopyResidue {
+  /** High-pass noise std per channel of `degraded − source` at full size. */
+  readonly fullSize: Rgb3;
+  /** The same of `copy(degraded) − copy(source)`, both downscaled by the run's factor. */
+  readonly copies: Rgb3;
+  /** `copies / fullSize`, worst (largest) channel: 0 when the copies are clean. */
+  readonly ratio: number;
+}
+
+/**
+ * Measures the assumption behind `cleanFromDegraded`: that downscaling by `factor` averages
+ * the degradation away. The suite knows each degraded photo's clean source, so it can
+ * downscale both exactly as the trainer does and measure the difference that remains
+ * (white-noise-equivalent high-pass std, as the noise-level row). A degradation with
+ * low-frequency parts (smoothed noise, JPEG's 8×8 blocks, 4:2:0 chroma) survives the
+ * downscale and reaches the clean domain, where the shift then no longer learns it.
+ */
+export const copyResidue = async (
+  degraded: readonly RgbImage[],
+  source: readonly RgbImage[],
+  factor: number,
+  crop: number,
+): Promise<CopyResidue> => {
+  const fullSize = noiseStd(degraded.map((d, i) => difference(d, source[i])));
+  const dc = await downscaledCopies(degraded, factor, crop);
+  const sc = await downscaledCopies(source, factor, crop);
+  const copies = noiseStd(dc.map((d, i) => difference(d, sc[i])));
+  const ratio = Math.max(...copies.map((c, i) => c / fullSize[i]));
+  return { fullSize, copies, ratio };
 };
