@@ -18,6 +18,10 @@
  * `--same-scenes` is a **diagnostic**, not a fidelity result: the degraded domain is made
  * from the clean domain's own scenes, so the two collections have the same content and
  * whatever DeFlow still gets wrong is the method's, not the collections' content difference.
+ * `--copies-of-source F` is a diagnostic too: the clean domain gets the degraded photos'
+ * *clean sources* downscaled by F — what `--clean-from-degraded F` would add if the downscale
+ * removed the degradation completely — to tell that option's residue apart from its other
+ * effects.
  *
  * @module
  */
@@ -31,6 +35,7 @@ import { degradeImages, describe } from "../src/degrade/types.ts";
 import { configOrThrow, defaultConfig, type ModelConfig } from "../src/model/config.ts";
 import { loadModel } from "../src/cli/model.ts";
 import { train, trainDefaults } from "../src/train/loop.ts";
+import { downscaledCopies } from "../src/train/cleanFromDegraded.ts";
 import { DEFAULT_ITERATIONS } from "../src/cli/commands.ts";
 import { families, familyByName } from "./fidelity/families.ts";
 import { defaultSplit, loadCollections } from "./fidelity/scenes.ts";
@@ -65,6 +70,7 @@ const { values: args } = parseArgs({
     "shift-lr": { type: "string" },
     "clean-from-degraded": { type: "string" },
     "same-scenes": { type: "boolean", default: false },
+    "copies-of-source": { type: "string" },
     "noise-at": { type: "string" },
     "grid-offsets": { type: "string" },
     from: { type: "string" },
@@ -86,6 +92,13 @@ const sampling = { noiseAt, gridOffsets } as const;
 /** `--from DIR`: evaluate the models trained in DIR (same families) instead of training. */
 const fromDir = args.from;
 const sameScenes = args["same-scenes"] ?? false;
+const copiesOfSource = args["copies-of-source"] === undefined
+  ? undefined
+  : Number(args["copies-of-source"]);
+if (copiesOfSource !== undefined && !(Number.isFinite(copiesOfSource) && copiesOfSource > 1)) {
+  console.error(`fidelity: --copies-of-source must be a number > 1, got ${copiesOfSource}`);
+  Deno.exit(2);
+}
 const quick = args.quick ?? false;
 const outRoot = args.out ?? "out/fidelity";
 const seed = Number(args.seed);
@@ -141,6 +154,8 @@ interface FamilyResult {
   readonly copyResidue?: CopyResidue;
   /** Diagnostic run: both domains from the clean scenes (`--same-scenes`). */
   readonly sameScenes?: boolean;
+  /** Diagnostic run: the degraded photos' clean sources ÷F in the clean domain. */
+  readonly copiesOfSource?: number;
   /** Where the sampler decoded the shift's noise (`--noise-at`; absent: `"input"`). */
   readonly noiseAt?: "input" | "prior";
   /** Noise fields spun over the block grid (`--grid-offsets`; absent: 1). */
@@ -188,10 +203,13 @@ const runFamily = async (name: string): Promise<void> => {
   const snapshots: { step: number; path: string; trainSeconds: number }[] = [];
   const trained = fromDir === undefined ? undefined : await loadTrained(`${fromDir}/${name}`);
   if (trained) log(`evaluating the model in ${fromDir}/${name} (no training)`);
+  const sourceCopies = copiesOfSource === undefined
+    ? []
+    : await downscaledCopies(source, copiesOfSource, crop);
   const result = trained?.model ?? await train({
-    clean: col.clean,
+    clean: [...col.clean, ...sourceCopies],
     degraded,
-    cleanNames: col.names.clean,
+    cleanNames: [...col.names.clean, ...sourceCopies.map((_, i) => `source copy ${i}`)],
     degradedNames: sourceNames,
     config,
     iterations,
@@ -285,6 +303,7 @@ const runFamily = async (name: string): Promise<void> => {
     crop,
     ...runExtras,
     ...(sameScenes ? { sameScenes } : {}),
+    ...(copiesOfSource !== undefined ? { copiesOfSource } : {}),
     ...(noiseAt !== "input" ? { noiseAt } : {}),
     ...(gridOffsets > 1 ? { gridOffsets } : {}),
     ...(fromDir !== undefined ? { evaluatedFrom: fromDir } : {}),
@@ -351,6 +370,10 @@ const familyTable = (r: FamilyResult): string[] => {
     `### ${r.family}${r.heldOut ? " (held out)" : ""}${
       r.sameScenes
         ? " — diagnostic: both domains from the clean scenes (not a fidelity result)"
+        : ""
+    }${
+      r.copiesOfSource
+        ? ` — diagnostic: clean domain + the degraded photos' clean sources ÷${r.copiesOfSource}`
         : ""
     }`,
     "",
@@ -445,6 +468,7 @@ if (args.report) {
       ? [`--clean-from-degraded=${args["clean-from-degraded"]}`]
       : []),
     ...(sameScenes ? ["--same-scenes"] : []),
+    ...(copiesOfSource !== undefined ? [`--copies-of-source=${copiesOfSource}`] : []),
     `--noise-at=${noiseAt}`,
     `--grid-offsets=${gridOffsets}`,
     ...(fromDir !== undefined ? [`--from=${fromDir}`] : []),
