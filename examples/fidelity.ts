@@ -203,7 +203,7 @@ const runFamily = async (name: string): Promise<void> => {
   const snapshots: { step: number; path: string; trainSeconds: number }[] = [];
   const trained = fromDir === undefined ? undefined : await loadTrained(`${fromDir}/${name}`);
   if (trained) log(`evaluating the model in ${fromDir}/${name} (no training)`);
-  const sourceCopies = copiesOfSource === undefined
+  const sourceCopies = copiesOfSource === undefined || trained
     ? []
     : await downscaledCopies(source, copiesOfSource, crop);
   const result = trained?.model ?? await train({
