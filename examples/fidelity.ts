@@ -303,7 +303,7 @@ const runFamily = async (name: string): Promise<void> => {
     crop,
     ...runExtras,
     ...(sameScenes ? { sameScenes } : {}),
-    ...(copiesOfSource !== undefined ? { copiesOfSource } : {}),
+    ...(copiesOfSource !== undefined && !trained ? { copiesOfSource } : {}),
     ...(noiseAt !== "input" ? { noiseAt } : {}),
     ...(gridOffsets > 1 ? { gridOffsets } : {}),
     ...(fromDir !== undefined ? { evaluatedFrom: fromDir } : {}),
