@@ -10,7 +10,7 @@ import { gpuTest, noLeak, useBackend } from "./_helpers.ts";
 
 const side = 128;
 
-/** A smooth test photo: gradients and a soft disc. */
+/** A test photo: a horizontal gradient, a channel offset and a bright disc. */
 const photo = (): RgbImage => {
   const d = new Float32Array(side * side * 3);
   for (let y = 0; y < side; y++) {
@@ -24,7 +24,7 @@ const photo = (): RgbImage => {
   return rgbImage(side, side, d);
 };
 
-/** `img` plus `delta(x, y, c)`, clamped to [0, 1]. */
+/** `img` plus `delta(i)` at each interleaved RGB sample `i`, clamped to [0, 1]. */
 const plus = (img: RgbImage, delta: (i: number) => number): RgbImage =>
   rgbImage(img.width, img.height, img.data.map((v, i) => Math.min(1, Math.max(0, v + delta(i)))));
 
