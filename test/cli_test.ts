@@ -329,7 +329,10 @@ Deno.test("cli: errors are one line with the right exit code", async () => {
 
 Deno.test("degrade: a linear joint-shift model sampled without grid offsets gets a hint", () => {
   const spinnable = configOrThrow({ linearCoupling: true, jointShift: true });
-  assert.match(gridOffsetsHint(spinnable, 1) ?? "", /8×8 block.*--grid-offsets 16/);
+  assert.match(
+    gridOffsetsHint(spinnable, 1) ?? "",
+    /8×8 block.*--grid-offsets 64 averages it over every offset/,
+  );
   assert.equal(gridOffsetsHint(spinnable, 16), null);
   assert.equal(gridOffsetsHint(configOrThrow({ linearCoupling: true }), 1), null);
   assert.equal(gridOffsetsHint(configOrThrow({ jointShift: true }), 1), null);

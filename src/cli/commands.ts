@@ -279,8 +279,10 @@ export const gridOffsetsHint = (config: ModelConfig, offsets: number): string | 
   config.linearCoupling && config.jointShift && offsets === 1
     ? `degrade: this model samples one noise vector per ${2 ** config.levels}×${
       2 ** config.levels
-    } block, so its noise repeats with that grid; --grid-offsets 16 averages it away ` +
-      `(about 25× slower; for noise that ignores the grid, not JPEG's)`
+    } block, so its noise repeats with that grid; --grid-offsets ${
+      4 ** config.levels
+    } averages it over every offset of the grid, 16 over most of them (each offset costs ` +
+      `about one more encode-sized pass; for noise that ignores the grid, not JPEG's)`
     : null;
 
 /** `deflow train`. */
