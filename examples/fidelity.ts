@@ -14,6 +14,11 @@
  * `--report` only rebuilds `report.md` from the families' `result.json` files.
  * `--curve K` also evaluates K − 1 intermediate checkpoints (evenly spaced; the learning
  * rate schedule is the full run's) and reports fidelity against training wall clock.
+ * The model is trained as `deflow train` would without `--config`: `--setting auto` (default)
+ * picks the noise setting or the paper's flow from the degraded photos
+ * (`src/train/setting.ts`), `--setting noise|paper` names one; DeFlow is sampled as `deflow
+ * degrade` would, over every offset of the block grid for a noise-setting model (`--grid-offsets
+ * K` sets another count).
  * `--batch B` / `--crop S` / `--config F` train an alternative to the CLI's defaults.
  * `--same-scenes` is a **diagnostic**, not a fidelity result: the degraded domain is made
  * from the clean domain's own scenes, so the two collections have the same content and
@@ -32,7 +37,9 @@ import { disposeParams } from "../src/core/params.ts";
 import { writePng } from "../src/image/io.ts";
 import { makeGrid } from "../src/image/grid.ts";
 import { degradeImages, describe } from "../src/degrade/types.ts";
-import { configOrThrow, defaultConfig, type ModelConfig } from "../src/model/config.ts";
+import { configOrThrow, type ModelConfig } from "../src/model/config.ts";
+import { recommendedGridOffsets } from "../src/model/sample.ts";
+import { chooseSetting, settings } from "../src/train/setting.ts";
 import { loadModel } from "../src/cli/model.ts";
 import { train, trainDefaults } from "../src/train/loop.ts";
 import { downscaledCopies } from "../src/train/cleanFromDegraded.ts";
@@ -61,6 +68,7 @@ const { values: args } = parseArgs({
     out: { type: "string", default: "out/fidelity" },
     seed: { type: "string", default: "1" },
     config: { type: "string" },
+    setting: { type: "string" },
     lr: { type: "string" },
     worker: { type: "boolean", default: false },
     report: { type: "boolean", default: false },
@@ -81,14 +89,29 @@ if (noiseAt !== "input" && noiseAt !== "prior") {
   console.error(`fidelity: --noise-at must be "input" or "prior", got ${noiseAt}`);
   Deno.exit(2);
 }
-const gridOffsets = Number(args["grid-offsets"] ?? 1);
-if (!Number.isInteger(gridOffsets) || gridOffsets < 1 || gridOffsets > 64) {
+/** `--grid-offsets K`; absent: what `deflow degrade` uses for the model (its recommendation). */
+const gridOffsetsArg = args["grid-offsets"] === undefined || args["grid-offsets"] === "auto"
+  ? undefined
+  : Number(args["grid-offsets"]);
+if (
+  gridOffsetsArg !== undefined &&
+  !(Number.isInteger(gridOffsetsArg) && gridOffsetsArg >= 1 && gridOffsetsArg <= 64)
+) {
   console.error(
     `fidelity: --grid-offsets must be an integer in [1, 64], got ${args["grid-offsets"]}`,
   );
   Deno.exit(2);
 }
-const sampling = { noiseAt, gridOffsets } as const;
+/** `--setting`: as `deflow train`'s (used without `--config`). */
+const settingArg = args.setting ?? "auto";
+if (settingArg !== "auto" && settingArg !== "noise" && settingArg !== "paper") {
+  console.error(`fidelity: --setting must be auto, noise or paper, got ${settingArg}`);
+  Deno.exit(2);
+}
+if (args.setting !== undefined && args.config !== undefined) {
+  console.error("fidelity: --setting and --config exclude each other");
+  Deno.exit(2);
+}
 /** `--from DIR`: evaluate the models trained in DIR (same families) instead of training. */
 const fromDir = args.from;
 const sameScenes = args["same-scenes"] ?? false;
@@ -187,9 +210,18 @@ const runFamily = async (name: string): Promise<void> => {
   const source = sameScenes ? col.clean : col.degradedSource;
   const sourceNames = sameScenes ? col.names.clean : col.names.degradedSource;
   const degraded = await degradeImages(op, source, foldIn(seed, 1));
+  const batch = batchArg ?? (quick ? 4 : trainDefaults.batch);
+  const crop = cropArg ?? (quick ? 32 : trainDefaults.crop);
+  // Without --config, the setting `deflow train` would pick (or the one named).
+  const pick = args.config
+    ? undefined
+    : settingArg === "auto"
+    ? chooseSetting(degraded, crop)
+    : { setting: settings[settingArg], reason: "as asked" };
   const config = args.config
     ? configOrThrow(JSON.parse(await Deno.readTextFile(args.config)))
-    : defaultConfig;
+    : pick!.setting.config;
+  if (pick && fromDir === undefined) log(`setting ${pick.setting.name}: ${pick.reason}`);
   log(
     `${col.clean.length} clean photos (${defaultSplit.clean.join(", ")}), ${degraded.length} ` +
       `degraded (${(sameScenes ? defaultSplit.clean : defaultSplit.degraded).join(", ")}${
@@ -197,8 +229,6 @@ const runFamily = async (name: string): Promise<void> => {
       }); ${iterations} iterations`,
   );
   const t0 = performance.now();
-  const batch = batchArg ?? (quick ? 4 : trainDefaults.batch);
-  const crop = cropArg ?? (quick ? 32 : trainDefaults.crop);
   const every = Math.max(1, Math.round(iterations / curve));
   const snapshots: { step: number; path: string; trainSeconds: number }[] = [];
   const trained = fromDir === undefined ? undefined : await loadTrained(`${fromDir}/${name}`);
@@ -220,7 +250,7 @@ const runFamily = async (name: string): Promise<void> => {
     lr: args.lr === undefined ? undefined : Number(args.lr),
     shiftLrMultiple: args["shift-lr"] === undefined ? undefined : Number(args["shift-lr"]),
     cleanFromDegraded: args["clean-from-degraded"] === undefined
-      ? undefined
+      ? pick?.setting.cleanFromDegraded
       : Number(args["clean-from-degraded"]),
     outDir: dir,
     onProgress: (p) => {
@@ -239,6 +269,9 @@ const runFamily = async (name: string): Promise<void> => {
     },
   });
   const trainSeconds = trained?.trainSeconds ?? (performance.now() - t0) / 1000;
+  const gridOffsets = gridOffsetsArg ?? recommendedGridOffsets(result.config);
+  const sampling = { noiseAt, gridOffsets } as const;
+  if (gridOffsets > 1) log(`sampling over ${gridOffsets} offsets of the block grid`);
 
   // Held-out scenes: clean crops, their true degradation, a second true sample (floor).
   const size = quick ? 64 : 128;
@@ -470,7 +503,8 @@ if (args.report) {
     ...(sameScenes ? ["--same-scenes"] : []),
     ...(copiesOfSource !== undefined ? [`--copies-of-source=${copiesOfSource}`] : []),
     `--noise-at=${noiseAt}`,
-    `--grid-offsets=${gridOffsets}`,
+    ...(gridOffsetsArg !== undefined ? [`--grid-offsets=${gridOffsetsArg}`] : []),
+    ...(args.setting !== undefined ? [`--setting=${args.setting}`] : []),
     ...(fromDir !== undefined ? [`--from=${fromDir}`] : []),
   ];
   const failed =

@@ -30,8 +30,8 @@ import { disposeParams } from "../src/core/params.ts";
 import { type RgbImage, writePng } from "../src/image/io.ts";
 import { makeGrid } from "../src/image/grid.ts";
 import { degradeImages } from "../src/degrade/types.ts";
-import { defaultConfig } from "../src/model/config.ts";
-import { prepareSampler } from "../src/model/sample.ts";
+import { chooseSetting } from "../src/train/setting.ts";
+import { prepareSampler, recommendedGridOffsets } from "../src/model/sample.ts";
 import { CHECKPOINT_FILE, imagesFingerprint, train, trainDefaults } from "../src/train/loop.ts";
 import { DEFAULT_ITERATIONS } from "../src/cli/commands.ts";
 import { loadModel, readModelInfo } from "../src/cli/model.ts";
@@ -85,8 +85,14 @@ if (noiseArg !== "input" && noiseArg !== "prior") {
   Deno.exit(2);
 }
 const noiseAt: "input" | "prior" = noiseArg === "prior" ? "prior" : "input";
-const gridOffsets = Number(args["grid-offsets"] ?? 1);
-if (!Number.isInteger(gridOffsets) || gridOffsets < 1 || gridOffsets > 64) {
+/** `--grid-offsets K`; absent: what `deflow degrade` uses for the model (its recommendation). */
+const gridOffsetsArg = args["grid-offsets"] === undefined
+  ? undefined
+  : Number(args["grid-offsets"]);
+if (
+  gridOffsetsArg !== undefined &&
+  !(Number.isInteger(gridOffsetsArg) && gridOffsetsArg >= 1 && gridOffsetsArg <= 64)
+) {
   console.error(`proof: --grid-offsets must be an integer in [1, 64], got ${args["grid-offsets"]}`);
   Deno.exit(2);
 }
@@ -169,16 +175,20 @@ const runFamily = async (name: string): Promise<void> => {
     path = ownPath;
     if (own?.info.training.step !== iterations) {
       log(`no ${modelPath}: training DeFlow (${iterations} iterations, fidelity settings)`);
+      const crop = quick ? 32 : trainDefaults.crop;
+      const { setting, reason } = chooseSetting(degraded, crop);
+      log(`setting ${setting.name}: ${reason}`);
       const t0 = performance.now();
       const result = await train({
         clean: col.clean,
         degraded,
         cleanNames: col.names.clean,
         degradedNames: col.names.degradedSource,
-        config: defaultConfig,
+        config: setting.config,
+        cleanFromDegraded: setting.cleanFromDegraded,
         iterations,
         batch: quick ? 4 : trainDefaults.batch,
-        crop: quick ? 32 : trainDefaults.crop,
+        crop,
         seed,
         outDir: ownDir,
         onProgress: (p) => {
@@ -193,6 +203,7 @@ const runFamily = async (name: string): Promise<void> => {
     }
   }
   const model = await loadModel(path);
+  const gridOffsets = gridOffsetsArg ?? recommendedGridOffsets(model.config);
   const stored = (model.info.training as unknown as {
     data?: { clean: string; degraded: string };
   }).data;
@@ -363,7 +374,7 @@ if (args.worker) {
     `--pool=${settings.pool}`,
     `--variants=${settings.variants}`,
     `--noise-at=${noiseAt}`,
-    `--grid-offsets=${gridOffsets}`,
+    ...(gridOffsetsArg !== undefined ? [`--grid-offsets=${gridOffsetsArg}`] : []),
   ];
   const failed =
     (await runFamilyWorkers(new URL(import.meta.url), names, passThrough, jobs, "proof"))

@@ -240,6 +240,16 @@ Deno.test("cli: errors are one line with the right exit code", async () => {
       ],
       [["train", "--clean", "clean"], 2, /--degraded is required/],
       [
+        ["train", "--clean", "clean", "--degraded", "clean", "--setting", "noise", "--config", "x"],
+        2,
+        /--setting and --config exclude each other/,
+      ],
+      [
+        ["train", "--clean", "clean", "--degraded", "clean", "--setting", "best"],
+        2,
+        /--setting/,
+      ],
+      [
         ["train", "--clean", "clean", "--degraded", "clean", "--frob"],
         2,
         /Unknown option '--frob'/,
@@ -322,6 +332,53 @@ Deno.test("cli: errors are one line with the right exit code", async () => {
     for (const c of ["train", "degrade", "restore", "info", "evaluate"]) {
       assert.match(top.stdout, new RegExp(`^  ${c} `, "m"));
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: without --config, train picks the setting and degrade spins every grid offset", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "deflow-cli-setting-" });
+  try {
+    for (const [sub, noise] of [["clean", 0], ["degraded", 0.3]] as const) {
+      await Deno.mkdir(`${dir}/${sub}`);
+      for (let k = 0; k < 2; k++) {
+        await writePng(`${dir}/${sub}/p${k}.png`, picture(32, 32, k + 1, noise));
+      }
+    }
+    const tr = await deflow(
+      dir,
+      "train",
+      ...["--clean", "clean", "--degraded", "degraded", "--backend", "wasm", "--out", "run"],
+      ...["--iterations", "1", "--batch", "2", "--crop", "16"],
+    );
+    assert.equal(tr.code, 0, tr.stderr);
+    // Uniform noise without JPEG: the noise setting, without downscaled copies (32 / 4 < 16).
+    assert.match(
+      tr.stdout,
+      /^train: setting noise; JPEG block-grid score of the degraded images 1\.\d{3} \(< 1\.05: not JPEG-compressed\).*none would be 16 pixels a side/m,
+    );
+    const info = await deflow(dir, "info", "--model", "run/checkpoint.safetensors", "--json");
+    const j = JSON.parse(info.stdout);
+    assert.equal(j.config.linearCoupling, true);
+    assert.equal(j.config.stationaryScale, true);
+    assert.equal(j.run.cleanFromDegraded, 0);
+    const deg = await deflow(
+      dir,
+      ...["degrade", "--model", "run/checkpoint.safetensors", "--in", "clean", "--out", "d"],
+      ...["--backend", "wasm"],
+    );
+    assert.equal(deg.code, 0, deg.stderr);
+    assert.match(deg.stderr, /degrade: 64 noise fields, one per offset of the model's block grid/);
+    assert.doesNotMatch(deg.stderr, /repeats with that grid/);
+    const over = await deflow(
+      dir,
+      ...["degrade", "--model", "run/checkpoint.safetensors", "--in", "clean", "--out", "e"],
+      ...["--backend", "wasm", "--grid-offsets", "65"],
+    );
+    assert.equal(over.code, 1);
+    assert.match(over.stderr, /--grid-offsets: 65 is more than the 64 offsets/);
+    assert.ok((await Deno.stat(`${dir}/d/p0_s0.png`)).size > 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

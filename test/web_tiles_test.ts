@@ -7,7 +7,8 @@ import fc from "fast-check";
 import { tf } from "../src/tf.ts";
 import { foldIn } from "../src/core/random.ts";
 import { disposeParams } from "../src/core/params.ts";
-import { degrade, prepareSampler } from "../src/model/sample.ts";
+import { degrade, prepareSampler, recommendedGridOffsets } from "../src/model/sample.ts";
+import type { ModelConfig } from "../src/model/config.ts";
 import { sizeMultiple } from "../src/model/layout.ts";
 import {
   cliImageSeed,
@@ -55,9 +56,24 @@ Deno.test("web tiles: the plan covers every pixel once, windows on the 2^levels 
   }
 });
 
-Deno.test("web tiles: tile by tile equals degrade on the whole image", gpuTest, async () => {
-  await useBackend("wasm");
-  const config = tinyConfig();
+Deno.test(
+  "web tiles: tile by tile equals degrade on the whole image (grid offsets by default for a spinnable model)",
+  gpuTest,
+  async () => {
+    await useBackend("wasm");
+    for (
+      const [config, offsets] of [
+        [tinyConfig(), 1],
+        [tinyConfig({ linearCoupling: true, jointShift: true }), 16],
+      ] as const
+    ) {
+      assert.equal(recommendedGridOffsets(config), offsets);
+      await tiledEqualsWhole(config, offsets);
+    }
+  },
+);
+
+const tiledEqualsWhole = async (config: ModelConfig, gridOffsets: number) => {
   const params = perturbedModel(config, 3, 0.05);
   const sampler = await prepareSampler(params, config);
   const m = sizeMultiple(config);
@@ -65,7 +81,14 @@ Deno.test("web tiles: tile by tile equals degrade on the whole image", gpuTest, 
   const tile = 4 * m, overlap = m / 2;
   let ys: tf.Tensor4D[] = [];
   try {
-    ys = degrade(sampler, x, { seed: 42, temperature: 0.8, samples: 2, tile, overlap });
+    ys = degrade(sampler, x, {
+      seed: 42,
+      temperature: 0.8,
+      samples: 2,
+      tile,
+      overlap,
+      ...(gridOffsets > 1 ? { gridOffsets } : {}),
+    });
     let calls = 0;
     for (const s of [0, 1]) {
       const got = await degradeByTiles(sampler, x, {
@@ -89,4 +112,4 @@ Deno.test("web tiles: tile by tile equals degrade on the whole image", gpuTest, 
     sampler.dispose();
     disposeParams(params);
   }
-});
+};

@@ -17,7 +17,12 @@
 import { tf } from "../../src/tf.ts";
 import { foldIn } from "../../src/core/random.ts";
 import { sizeMultiple } from "../../src/model/layout.ts";
-import { degrade, reflectWindow, type Sampler } from "../../src/model/sample.ts";
+import {
+  degrade,
+  recommendedGridOffsets,
+  reflectWindow,
+  type Sampler,
+} from "../../src/model/sample.ts";
 import { planTiles } from "../../src/model/tiles.ts";
 
 export { planTiles, type Tile } from "../../src/model/tiles.ts";
@@ -68,6 +73,11 @@ export interface TiledOptions {
   readonly tile?: number;
   /** Context pixels (default 16). */
   readonly overlap?: number;
+  /**
+   * Noise fields over offsets of the block grid (as `degrade`'s `gridOffsets`; default:
+   * the model's recommendation, what `deflow degrade` uses).
+   */
+  readonly gridOffsets?: number;
   /** Called after each tile with the number done and the total. */
   readonly onTile?: (done: number, total: number) => void | Promise<void>;
 }
@@ -76,7 +86,7 @@ export interface TiledOptions {
  * One degraded sample of `x` (`[1, H, W, 3]` in [0, 1]) as an interleaved RGB
  * `Float32Array`, computed tile by tile (awaiting each tile's data, so the caller's event
  * loop runs between tiles). Equal to the `sample`-th output of
- * `degrade(sampler, x, { seed, temperature, samples: sample + 1, tile, overlap })`.
+ * `degrade(sampler, x, { seed, temperature, samples: sample + 1, tile, overlap, gridOffsets })`.
  */
 export const degradeByTiles = async (
   sampler: Sampler,
@@ -88,6 +98,7 @@ export const degradeByTiles = async (
   const tiles = planTiles(h, w, sizeMultiple(sampler.config), options.tile, options.overlap);
   const sampleSeed = foldIn(options.seed, options.sample ?? 0);
   const out = new Float32Array(h * w * c);
+  const gridOffsets = options.gridOffsets ?? recommendedGridOffsets(sampler.config);
   for (const t of tiles) {
     const wanted = foldIn(sampleSeed, t.index);
     const seed = unfoldIn(unfoldIn(wanted, 0), 0);
@@ -100,6 +111,7 @@ export const degradeByTiles = async (
         seed,
         temperature: options.temperature ?? 1,
         tile: Math.max(t.height, t.width),
+        ...(gridOffsets > 1 ? { gridOffsets } : {}),
       });
       const [ch, cw] = [t.y1 - t.y0, t.x1 - t.x0];
       core = tf.slice(ys[0], [0, t.overlap, t.overlap, 0], [1, ch, cw, c]);

@@ -13,7 +13,13 @@ import { type BackendName, initBackend } from "../core/backend.ts";
 import { disposeParams } from "../core/params.ts";
 import { foldIn } from "../core/random.ts";
 import { configToJson, decodeConfig, defaultConfig, type ModelConfig } from "../model/config.ts";
-import { degrade, prepareSampler, restore, type SampleOptions } from "../model/sample.ts";
+import {
+  degrade,
+  prepareSampler,
+  recommendedGridOffsets,
+  restore,
+  type SampleOptions,
+} from "../model/sample.ts";
 import {
   DEFAULT_MAX_PIXELS,
   imageToTensor,
@@ -30,6 +36,13 @@ import { availableMemoryBytes, memoryProblem, WASM_MEMORY_BYTES } from "./memory
 import { compareSets, formatReportTable } from "../eval/mod.ts";
 import { CHECKPOINT_FILE, terminalProgress, train, trainDefaults } from "../train/loop.ts";
 import { checkCropFits } from "../train/sampler.ts";
+import { copyFits } from "../train/cleanFromDegraded.ts";
+import {
+  chooseSetting,
+  type SettingName,
+  settings,
+  type TrainingSetting,
+} from "../train/setting.ts";
 import { sizeMultiple } from "../model/layout.ts";
 import {
   CliError,
@@ -69,6 +82,8 @@ export interface TrainArgs {
   readonly degraded: string;
   /** Model config JSON file. */
   readonly config?: string;
+  /** Training setting when no config file is given. */
+  readonly setting?: "auto" | SettingName;
   /** Output folder. */
   readonly out?: string;
   /** Resume from `<out>/checkpoint.safetensors`. */
@@ -115,7 +130,18 @@ export const trainSpec: CommandSpec = {
   options: {
     clean: { codec: textArg, required: true, value: "DIR", help: "folder of clean images" },
     degraded: { codec: textArg, required: true, value: "DIR", help: "folder of degraded images" },
-    config: { codec: textArg, value: "FILE", help: "model config JSON (default: built-in)" },
+    config: {
+      codec: textArg,
+      value: "FILE",
+      help: "model config JSON (default: the one --setting picks)",
+    },
+    setting: {
+      codec: oneOf("auto", "noise", "paper"),
+      value: "S",
+      help: "noise (uncompressed noise: stationary linear flow, clean domain also from the " +
+        "degraded images downscaled by 4), paper (the paper's flow; JPEG), or auto (default: " +
+        "paper if the degraded images carry JPEG's 8×8 block grid, else noise)",
+    },
     out: { codec: textArg, value: "DIR", help: `output folder (default ${DEFAULT_OUT})` },
     resume: {
       codec: flagArg,
@@ -285,11 +311,46 @@ export const gridOffsetsHint = (config: ModelConfig, offsets: number): string | 
       `about one more encode-sized pass; for noise that ignores the grid, not JPEG's)`
     : null;
 
+/**
+ * The setting `deflow train` uses without `--config`: `auto` measures the degraded images
+ * ({@linkcode chooseSetting}); a named one is taken as it is, except that the noise
+ * setting's downscaled copies are dropped when none would fit a crop.
+ */
+const settingFor = (
+  name: "auto" | SettingName,
+  degraded: readonly RgbImage[],
+  crop: number,
+): { setting: TrainingSetting; reason: string } => {
+  if (name === "auto") {
+    try {
+      return chooseSetting(degraded, crop);
+    } catch (e) {
+      throw new CliError(`--setting auto: ${(e as Error).message} (choose --setting noise|paper)`);
+    }
+  }
+  const s = settings[name];
+  const f = s.cleanFromDegraded;
+  if (f > 0 && !degraded.some((im) => copyFits(im, f, crop))) {
+    return {
+      setting: { ...s, cleanFromDegraded: 0 },
+      reason: `as asked, without the degraded images downscaled by ${f} (none would be ${crop} ` +
+        `pixels a side)`,
+    };
+  }
+  return { setting: s, reason: "as asked" };
+};
+
 /** `deflow train`. */
 export const runTrain = async (a: TrainArgs): Promise<number> => {
   const outDir = a.out ?? DEFAULT_OUT;
   const ckpt = `${outDir}/${CHECKPOINT_FILE}`;
   if (a.resume && a.force) throw new UsageError("train: --resume and --force exclude each other");
+  if (a.setting && a.config) {
+    throw new UsageError("train: --setting and --config exclude each other");
+  }
+  if (a.setting && a.resume) {
+    throw new UsageError("train: --setting does not apply to --resume (a run keeps its model)");
+  }
   await checkOutFolder(outDir);
   const config = a.config ? await readConfigFile(a.config) : undefined;
   let effective = config ?? defaultConfig;
@@ -335,6 +396,15 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
   // Check the crop before starting the backend, so that errors stay one line.
   const savedCrop = typeof savedRun?.crop === "number" ? savedRun.crop : undefined;
   const crop = a.crop ?? savedCrop ?? trainDefaults.crop;
+  // Without a config file, a fresh run's model and clean domain come from the setting.
+  let cleanFromDegraded = a["clean-from-degraded"];
+  let chosen: ModelConfig | undefined = config;
+  if (!config && !a.resume) {
+    const pick = settingFor(a.setting ?? "auto", degraded.images, crop);
+    chosen = effective = pick.setting.config;
+    cleanFromDegraded ??= pick.setting.cleanFromDegraded;
+    out(`train: setting ${pick.setting.name}; ${pick.reason}`);
+  }
   const m = sizeMultiple(effective);
   if (crop % m !== 0) {
     throw new CliError(`--crop: ${crop} must be a multiple of ${m} (2^levels of the model)`);
@@ -386,14 +456,14 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
       degraded: degraded.images,
       cleanNames: clean.names,
       degradedNames: degraded.names,
-      ...(config && !a.resume ? { config } : {}),
+      ...(chosen && !a.resume ? { config: chosen } : {}),
       iterations: a.iterations ?? (a.resume ? undefined : DEFAULT_ITERATIONS),
       batch: a.batch,
       crop: a.crop,
       cropAlign: a["crop-align"],
       lr: a.lr,
       shiftLrMultiple: a["shift-lr"],
-      cleanFromDegraded: a["clean-from-degraded"],
+      cleanFromDegraded,
       seed: a.seed,
       outDir,
       checkpointEvery: a["checkpoint-every"],
@@ -476,10 +546,11 @@ export const degradeSpec: CommandSpec = {
         "translation) or at a typical latent of the same condition (prior; see README)",
     },
     "grid-offsets": {
-      codec: intArg(1, 64),
+      codec: intArg(1, 4096),
       value: "K",
       help: "sum K noise fields decoded with the flow's 8×8 block grid at K different offsets, " +
-        "over √K (default 1; needs a model trained with linearCoupling; see README)",
+        "over √K (needs a model trained with linearCoupling; default: every offset, 4^levels, " +
+        "for a linearCoupling + jointShift model, else 1; see README)",
     },
   },
 };
@@ -557,7 +628,8 @@ export const runSample = async (a: SampleArgs, mode: "degrade" | "restore"): Pro
   await readModelInfo(a.model); // a corrupt checkpoint fails before the backend starts
   await initBackend({ backend: a.backend });
   const model = await loadModel(a.model);
-  const offsets = mode === "degrade" ? a["grid-offsets"] ?? 1 : 1;
+  const recommended = recommendedGridOffsets(model.config);
+  const offsets = mode === "degrade" ? a["grid-offsets"] ?? recommended : 1;
   if (offsets > 1 && !model.config.linearCoupling) {
     disposeParams(model.params);
     throw new CliError(
@@ -565,8 +637,21 @@ export const runSample = async (a: SampleArgs, mode: "degrade" | "restore"): Pro
         `where it is decoded; train with a config that sets "linearCoupling": true`,
     );
   }
+  if (offsets > 4 ** model.config.levels) {
+    disposeParams(model.params);
+    throw new CliError(
+      `--grid-offsets: ${offsets} is more than the ${4 ** model.config.levels} offsets of ` +
+        `${a.model}'s ${2 ** model.config.levels}×${2 ** model.config.levels} block grid`,
+    );
+  }
   const hint = mode === "degrade" ? gridOffsetsHint(model.config, offsets) : null;
   if (hint) console.error(hint);
+  if (mode === "degrade" && a["grid-offsets"] === undefined && offsets > 1) {
+    console.error(
+      `degrade: ${offsets} noise fields, one per offset of the model's block grid (its default; ` +
+        `--grid-offsets 1 is about ${offsets}× faster but leaves the grid's pattern in the noise)`,
+    );
+  }
   const sampler = await prepareSampler(model.params, model.config, model.normalization);
   try {
     await makeOutFolder(a.out);

@@ -8,3 +8,4 @@ export * from "./stats.ts";
 export * from "./metrics.ts";
 export * from "./report.ts";
 export * from "./structure.ts";
+export * from "./blockGrid.ts";

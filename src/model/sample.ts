@@ -131,6 +131,15 @@ export interface SampleOptions {
   readonly gridOffsets?: number;
 }
 
+/**
+ * The `gridOffsets` a model should be sampled with: every offset of its block grid
+ * (`4^levels`) for a flow affine in the image with one shift vector per block
+ * (`linearCoupling` and `jointShift`: its noise would otherwise repeat with the blocks), 1
+ * for any other model.
+ */
+export const recommendedGridOffsets = (config: ModelConfig): number =>
+  config.linearCoupling && config.jointShift ? 4 ** config.levels : 1;
+
 /** Reflection indices `0..n-1` extended by `before`/`after` (repeated reflection). */
 const reflectIndices = (n: number, start: number, end: number): Int32Array => {
   const out = new Int32Array(end - start);

@@ -7,13 +7,19 @@
  * @example Train on two folders of photos (type-checked, not run)
  * ```ts
  * import { listImages, readImageOrThrow } from "@x/deflow/image";
- * import { train } from "@x/deflow/train";
+ * import { chooseSetting, train } from "@x/deflow/train";
  *
  * const load = async (dir: string) =>
  *   await Promise.all((await listImages(dir)).map((path) => readImageOrThrow(path)));
+ * const degraded = await load("photos/noisy");
+ * // The noise setting, or the paper's flow if the degraded photos carry JPEG's block grid.
+ * const { setting, reason } = chooseSetting(degraded, 64);
+ * console.log(reason);
  * const result = await train({
  *   clean: await load("photos/clean"),
- *   degraded: await load("photos/noisy"),
+ *   degraded,
+ *   config: setting.config,
+ *   cleanFromDegraded: setting.cleanFromDegraded,
  *   iterations: 2000,
  *   outDir: "run", // checkpoint.safetensors, loss.json
  * });
@@ -28,6 +34,7 @@ export * from "./step.ts";
 export * from "./sampler.ts";
 export * from "./normalize.ts";
 export * from "./loop.ts";
+export * from "./setting.ts";
 export * from "../io/checkpoint.ts";
 export {
   loadModelCheckpoint,

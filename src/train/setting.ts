@@ -1,0 +1,98 @@
+/**
+ * The training setting for a degraded collection: which model config and which
+ * clean-domain option fit the kind of degradation its photos show.
+ *
+ * Two settings, each the best measured on its kind of degradation (README, _Fidelity_):
+ *
+ * - `"noise"` — uncompressed noise (grain, Poisson–Gaussian, blur + noise): a flow affine in
+ *   the image with one gain everywhere (`linearCoupling`, `jointShift`, `stationaryScale`),
+ *   and the degraded photos downscaled by 4 added to the clean domain
+ *   (`cleanFromDegraded: 4`), so the shared flow learns the degraded scenes' content and
+ *   the shift only the noise. Sample it over every offset of the block grid
+ *   (`gridOffsets: 4^levels`).
+ * - `"paper"` — the paper's flow with this library's defaults ({@linkcode defaultConfig}),
+ *   better where JPEG compressed the photos: a stationary Gaussian cannot place JPEG's
+ *   artefacts on its 8×8 grid.
+ *
+ * {@linkcode chooseSetting} picks between them from the degraded photos alone, by whether
+ * they carry JPEG's block grid ({@linkcode collectionBlockGridScore}).
+ *
+ * @module
+ */
+import { defaultConfig, type ModelConfig } from "../model/config.ts";
+import { collectionBlockGridScore } from "../eval/blockGrid.ts";
+import type { RgbImage } from "../image/io.ts";
+import { copyFits } from "./cleanFromDegraded.ts";
+
+/** The name of a training setting. */
+export type SettingName = "noise" | "paper";
+
+/** A training setting: model config and the clean-domain option. */
+export interface TrainingSetting {
+  /** Its name. */
+  readonly name: SettingName;
+  /** The model config. */
+  readonly config: ModelConfig;
+  /** `cleanFromDegraded` of the training run (0: off). */
+  readonly cleanFromDegraded: number;
+}
+
+/** The factor the `"noise"` setting downscales degraded photos by (the condition's). */
+export const NOISE_CLEAN_FROM_DEGRADED = 4;
+
+/** The two settings (see the module notes). */
+export const settings: { readonly [K in SettingName]: TrainingSetting } = {
+  noise: {
+    name: "noise",
+    config: { ...defaultConfig, linearCoupling: true, jointShift: true, stationaryScale: true },
+    cleanFromDegraded: NOISE_CLEAN_FROM_DEGRADED,
+  },
+  paper: { name: "paper", config: defaultConfig, cleanFromDegraded: 0 },
+};
+
+/**
+ * A collection block-grid score at or above this means JPEG compressed the degraded photos:
+ * above the bundled photos' 1.01–1.02 without compression, below their 1.07 at JPEG q90
+ * (see {@linkcode collectionBlockGridScore}). Noise followed by light JPEG (q90 and above)
+ * scores below it and is treated as noise.
+ */
+export const JPEG_GRID_THRESHOLD = 1.05;
+
+/** What {@linkcode chooseSetting} decided, and why. */
+export interface SettingChoice {
+  /** The setting (its `cleanFromDegraded` is 0 when no downscaled copy would fit a crop). */
+  readonly setting: TrainingSetting;
+  /** The degraded collection's block-grid score. */
+  readonly score: number;
+  /** One line for the user: the measurement and the decision. */
+  readonly reason: string;
+}
+
+/**
+ * Choose the training setting for a degraded collection: `"paper"` when its photos carry
+ * JPEG's 8×8 block grid (score ≥ {@linkcode JPEG_GRID_THRESHOLD}), `"noise"` otherwise. In
+ * the `"noise"` setting the downscaled copies are only used when at least one of them is
+ * as large as a training crop (`crop` pixels a side); otherwise `cleanFromDegraded` is 0
+ * and the reason says so.
+ */
+export const chooseSetting = (degraded: readonly RgbImage[], crop: number): SettingChoice => {
+  const score = collectionBlockGridScore(degraded);
+  const measured = `JPEG block-grid score of the degraded images ${score.toFixed(3)}`;
+  if (score >= JPEG_GRID_THRESHOLD) {
+    return {
+      setting: settings.paper,
+      score,
+      reason: `${measured} (≥ ${JPEG_GRID_THRESHOLD}: JPEG-compressed): the paper's flow`,
+    };
+  }
+  const f = settings.noise.cleanFromDegraded;
+  const fits = degraded.some((im) => copyFits(im, f, crop));
+  return {
+    setting: fits ? settings.noise : { ...settings.noise, cleanFromDegraded: 0 },
+    score,
+    reason: `${measured} (< ${JPEG_GRID_THRESHOLD}: not JPEG-compressed): the noise setting, ` +
+      (fits
+        ? `clean domain also from the degraded images downscaled by ${f}`
+        : `without the degraded images downscaled by ${f} (none would be ${crop} pixels a side)`),
+  };
+};
