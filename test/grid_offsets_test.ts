@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { tf } from "../src/tf.ts";
 import { degrade, gridOffsetList, prepareSampler, restore } from "../src/model/sample.ts";
-import { disposeParams } from "../src/core/params.ts";
+import { disposeParams, flattenParams, mapParams } from "../src/core/params.ts";
 import {
   gpuTest,
   maxAbsDiff,
@@ -122,3 +122,60 @@ Deno.test("gridOffsets: refused for a non-linear flow and beyond 4^levels", gpuT
   disposeParams(p2);
   x.dispose();
 });
+
+Deno.test(
+  "gridOffsets: a stationary model shares one condition's decode across fields, exactly",
+  gpuTest,
+  async () => {
+    await useBackend("wasm");
+    const stationary = tinyConfig({
+      linearCoupling: true,
+      jointShift: true,
+      stationaryScale: true,
+    });
+    const params = perturbedModel(stationary, 5, 0.1);
+    // The same function as a model whose scales may depend on the condition: the networks'
+    // raw-scale outputs (odd channels of the last convolution) get zero weights, so they
+    // are their biases, which is what the stationary model uses.
+    const general = { ...stationary, stationaryScale: false };
+    const keepEven = (t: tf.Tensor) =>
+      tf.tidy(() => {
+        const k = t.shape[t.rank - 1]!;
+        const even = tf.tensor1d(Array.from({ length: k }, (_, i) => (i % 2 ? 0 : 1)));
+        return tf.mul(t, even);
+      });
+    // (The last convolution's output is `(x·W + b)·exp(3·logs)`; the stationary scale is
+    // `b` alone, so the odd weights and the odd `logs` go to zero.)
+    const same = mapParams(
+      params,
+      (t, path) =>
+        path.endsWith(".net.conv3.w")
+          ? keepEven(t)
+          : path.endsWith(".net.conv3.logs")
+          ? keepEven(t)
+          : tf.clone(t),
+    );
+    assert.ok(
+      flattenParams(same).some((n) => n.path.endsWith(".net.conv3.w")),
+      "no conditioner found to rewrite",
+    );
+    const a = await prepareSampler(params, stationary);
+    const b = await prepareSampler(same, general);
+    const x = tf.randomUniform([1, 24, 16, 3], 0, 1, "float32", 8) as tf.Tensor4D;
+    await noLeak("shared decode", async () => {
+      for (const gridOffsets of [1, 4, 16]) {
+        const opts = { seed: 9, temperature: 0.9, gridOffsets };
+        const [ya] = degrade(a, x, opts);
+        const [yb] = degrade(b, x, opts);
+        const d = maxAbsDiff(await read(ya), await read(yb));
+        assert.ok(d < 2e-4, `K = ${gridOffsets}: max |shared − per-field| = ${d}`);
+        tf.dispose([ya, yb]);
+      }
+    });
+    x.dispose();
+    a.dispose();
+    b.dispose();
+    disposeParams(params);
+    disposeParams(same);
+  },
+);

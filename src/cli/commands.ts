@@ -175,7 +175,8 @@ export const trainSpec: CommandSpec = {
       codec: numRangeArg(0, 64),
       value: "F",
       help: "also train the clean domain on the degraded images downscaled by F (> 1; 4 = the " +
-        `condition's factor; default ${trainDefaults.cleanFromDegraded}: off)`,
+        "condition's factor; 0: off; default: the setting's, 4 for noise, 0 for paper and with " +
+        "--config)",
     },
     seed: { codec: intArg(0, 0xffffffff), value: "S", help: "random seed (default 0)" },
     normalize: {
@@ -299,7 +300,8 @@ const out = (s: string) => console.log(s);
 /**
  * The note `deflow degrade` prints when a model whose flow is affine in the image
  * (`linearCoupling`) and whose shift is one vector per block (`jointShift`) is sampled
- * without grid offsets: its noise then repeats with the flow's block grid. `null` otherwise.
+ * with `--grid-offsets 1`: its noise then repeats with the flow's block grid. `null`
+ * otherwise.
  */
 export const gridOffsetsHint = (config: ModelConfig, offsets: number): string | null =>
   config.linearCoupling && config.jointShift && offsets === 1
@@ -307,8 +309,9 @@ export const gridOffsetsHint = (config: ModelConfig, offsets: number): string | 
       2 ** config.levels
     } block, so its noise repeats with that grid; --grid-offsets ${
       4 ** config.levels
-    } averages it over every offset of the grid, 16 over most of them (each offset costs ` +
-      `about one more encode-sized pass; for noise that ignores the grid, not JPEG's)`
+    } averages it over every offset of the grid (the default), 16 over most of them (each ` +
+      `offset costs an encoder pass and one or two decodes; for noise that ignores the grid, ` +
+      `not JPEG's)`
     : null;
 
 /**
@@ -649,7 +652,7 @@ export const runSample = async (a: SampleArgs, mode: "degrade" | "restore"): Pro
   if (mode === "degrade" && a["grid-offsets"] === undefined && offsets > 1) {
     console.error(
       `degrade: ${offsets} noise fields, one per offset of the model's block grid (its default; ` +
-        `--grid-offsets 1 is about ${offsets}× faster but leaves the grid's pattern in the noise)`,
+        `--grid-offsets 1 is faster but leaves the grid's pattern in the noise)`,
     );
   }
   const sampler = await prepareSampler(model.params, model.config, model.normalization);

@@ -125,8 +125,10 @@ export interface SampleOptions {
    * flow that is affine in the image (`ModelConfig.linearCoupling`, required): the noise
    * `A(h)⁻¹·G·ũ` does not depend on where it is decoded, and the sum of `K` independent
    * Gaussian fields over `√K` has the average of their covariances, the grid offsets'
-   * average (`K = 4^L` averages over every offset). Costs about `K` more encode-sized
-   * passes. Ignored by `restore`.
+   * average (`K = 4^L` averages over every offset). Costs per field one pass of the
+   * conditional encoder and, for a `stationaryScale` model (one Jacobian for every
+   * condition, so every field decodes under one shared condition), one decode, else two
+   * decodes and the injector networks. Ignored by `restore`.
    */
   readonly gridOffsets?: number;
 }
@@ -368,46 +370,78 @@ const sampleThroughLatents = (
             // The deterministic part at the image, the noise spun over grid offsets.
             const [n, hh, ww] = win.shape;
             const offsets = gridOffsetList(m, o.gridOffsets, foldIn(seed, 3000));
+            const netShapes = networkLayout(config, hh + m, ww + m).latents.map((
+              l,
+            ): Shape4 => [n, l.height, l.width, l.channels]);
+            const zeros = shiftLatentShapes(config, netShapes).map((sh) =>
+              tf.zeros([...sh]) as tf.Tensor4D
+            );
+            const conditionAt = (k: number, dy: number, dx: number) => {
+              const wk = reflectWindow(win, -dy, hh + m - dy, -dx, ww + m - dx);
+              const ck = conditionInput(wk, {
+                factor: config.conditionFactor,
+                noiseStd: config.conditionNoise,
+                seed: foldIn(foldIn(seed, 4000 + k), 0),
+              });
+              return levelFeatures(params, config, ck, hh + m, ww + m);
+            };
+            /** The latents of field `k` (noise or not) under shift scales `sck`. */
+            const fieldLatents = (k: number, sck: tf.Tensor4D[] | null, noise: boolean) =>
+              unpackShiftLatents(
+                config,
+                zeros.map((z, i) =>
+                  mapLatent(
+                    z,
+                    i,
+                    foldIn(foldIn(seed, 4000 + k), i + 1),
+                    o.temperature,
+                    sck?.[i] ?? null,
+                    noise,
+                  )
+                ),
+                netShapes,
+              );
+            // With one Jacobian for every condition (`stationaryScale`), a latent
+            // displacement decodes to the same image displacement whatever features the
+            // flow runs with: the first offset's features and injectors, and its decoded
+            // mean, serve every field; each field still needs its own features for the
+            // shift scale a(h). Otherwise each field decodes under its own condition.
+            // (The tile's tidy frees them.)
+            const shared = config.stationaryScale
+              ? (() => {
+                const f0 = conditionAt(0, offsets[0][0], offsets[0][1]);
+                const l0 = scaleLevels(params, config, f0);
+                const s0 = latentShiftScales(params, config, f0, squaredScales);
+                const mean0 = decodeWithFeatures(params, config, fieldLatents(0, s0, false), f0, l0)
+                  .x;
+                return { f0, l0, mean0 };
+              })()
+              : null;
             const fields = offsets.map(([dy, dx], k) =>
               tf.tidy(() => {
-                const sk = foldIn(seed, 4000 + k);
-                const wk = reflectWindow(win, -dy, hh + m - dy, -dx, ww + m - dx);
-                const ck = conditionInput(wk, {
-                  factor: config.conditionFactor,
-                  noiseStd: config.conditionNoise,
-                  seed: foldIn(sk, 0),
-                });
-                const fk = levelFeatures(params, config, ck, hh + m, ww + m);
-                const lk = scaleLevels(params, config, fk);
+                const fk = conditionAt(k, dy, dx);
                 const sck = latentShiftScales(params, config, fk, squaredScales);
-                const netShapes = networkLayout(config, hh + m, ww + m).latents.map((
-                  l,
-                ): Shape4 => [n, l.height, l.width, l.channels]);
-                const zeros = shiftLatentShapes(config, netShapes).map((sh) =>
-                  tf.zeros([...sh]) as tf.Tensor4D
-                );
-                const decodeK = (noise: boolean) =>
-                  decodeWithFeatures(
-                    params,
-                    config,
-                    unpackShiftLatents(
+                const diff = shared
+                  ? tf.sub(
+                    decodeWithFeatures(
+                      params,
                       config,
-                      zeros.map((z, i) =>
-                        mapLatent(z, i, foldIn(sk, i + 1), o.temperature, sck?.[i] ?? null, noise)
-                      ),
-                      netShapes,
-                    ),
-                    fk,
-                    lk,
-                  ).x;
-                return tf.slice(tf.sub(decodeK(true), decodeK(false)), [0, dy, dx, 0], [
-                  n,
-                  hh,
-                  ww,
-                  -1,
-                ]);
+                      fieldLatents(k, sck, true),
+                      shared.f0,
+                      shared.l0,
+                    ).x,
+                    shared.mean0,
+                  )
+                  : (() => {
+                    const lk = scaleLevels(params, config, fk);
+                    const decodeK = (noise: boolean) =>
+                      decodeWithFeatures(params, config, fieldLatents(k, sck, noise), fk, lk).x;
+                    return tf.sub(decodeK(true), decodeK(false));
+                  })();
+                return tf.slice(diff, [0, dy, dx, 0], [n, hh, ww, -1]);
               })
             );
+
             decoded = tf.add(
               decode(map(packed, false)),
               tf.div(tf.addN(fields), Math.sqrt(fields.length)),
