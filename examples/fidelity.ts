@@ -39,7 +39,7 @@ import { makeGrid } from "../src/image/grid.ts";
 import { degradeImages, describe } from "../src/degrade/types.ts";
 import { configOrThrow, type ModelConfig } from "../src/model/config.ts";
 import { recommendedGridOffsets } from "../src/model/sample.ts";
-import { chooseSetting, settings } from "../src/train/setting.ts";
+import { pickSetting } from "../src/train/setting.ts";
 import { loadModel } from "../src/cli/model.ts";
 import { train, trainDefaults } from "../src/train/loop.ts";
 import { downscaledCopies } from "../src/train/cleanFromDegraded.ts";
@@ -213,11 +213,7 @@ const runFamily = async (name: string): Promise<void> => {
   const batch = batchArg ?? (quick ? 4 : trainDefaults.batch);
   const crop = cropArg ?? (quick ? 32 : trainDefaults.crop);
   // Without --config, the setting `deflow train` would pick (or the one named).
-  const pick = args.config
-    ? undefined
-    : settingArg === "auto"
-    ? chooseSetting(degraded, crop)
-    : { setting: settings[settingArg], reason: "as asked" };
+  const pick = args.config ? undefined : pickSetting(settingArg, degraded, crop);
   const config = args.config
     ? configOrThrow(JSON.parse(await Deno.readTextFile(args.config)))
     : pick!.setting.config;

@@ -4,6 +4,7 @@ import {
   chooseSetting,
   JPEG_GRID_THRESHOLD,
   NOISE_CLEAN_FROM_DEGRADED,
+  pickSetting,
   settings,
 } from "../src/train/setting.ts";
 import { defaultConfig } from "../src/model/config.ts";
@@ -117,5 +118,14 @@ Deno.test(
     assert.equal(s.setting.name, "noise");
     assert.equal(s.setting.cleanFromDegraded, 0);
     assert.match(s.reason, /none would be 64 pixels a side/);
+    // Named settings: taken as they are, the noise setting's copies dropped the same way.
+    const named = pickSetting("noise", [jpeg], 64);
+    assert.equal(named.setting, settings.noise);
+    assert.equal(named.reason, "as asked");
+    const namedSmall = pickSetting("noise", [small], 64);
+    assert.equal(namedSmall.setting.cleanFromDegraded, 0);
+    assert.match(namedSmall.reason, /^as asked, without the degraded images downscaled by 4/);
+    assert.equal(pickSetting("paper", [noise], 64).setting, settings.paper);
+    assert.equal(pickSetting("auto", [noise], 64).setting.name, "noise");
   },
 );

@@ -6,6 +6,7 @@ import { either as E } from "fp-ts";
 import { readImage, rgbImage, writePng } from "../src/image/io.ts";
 import { gridOffsetsHint } from "../src/cli/commands.ts";
 import { configOrThrow } from "../src/model/config.ts";
+import { makeData } from "./_trust_helpers.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -338,14 +339,8 @@ Deno.test("cli: errors are one line with the right exit code", async () => {
 });
 
 Deno.test("cli: without --config, train picks the setting and degrade spins every grid offset", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "deflow-cli-setting-" });
+  const dir = await makeData("deflow-cli-setting-"); // no --config: tiny.json is not used
   try {
-    for (const [sub, noise] of [["clean", 0], ["degraded", 0.3]] as const) {
-      await Deno.mkdir(`${dir}/${sub}`);
-      for (let k = 0; k < 2; k++) {
-        await writePng(`${dir}/${sub}/p${k}.png`, picture(32, 32, k + 1, noise));
-      }
-    }
     const tr = await deflow(
       dir,
       "train",

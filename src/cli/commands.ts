@@ -36,13 +36,7 @@ import { availableMemoryBytes, memoryProblem, WASM_MEMORY_BYTES } from "./memory
 import { compareSets, formatReportTable } from "../eval/mod.ts";
 import { CHECKPOINT_FILE, terminalProgress, train, trainDefaults } from "../train/loop.ts";
 import { checkCropFits } from "../train/sampler.ts";
-import { copyFits } from "../train/cleanFromDegraded.ts";
-import {
-  chooseSetting,
-  type SettingName,
-  settings,
-  type TrainingSetting,
-} from "../train/setting.ts";
+import { pickSetting, type SettingName } from "../train/setting.ts";
 import { sizeMultiple } from "../model/layout.ts";
 import {
   CliError,
@@ -314,35 +308,6 @@ export const gridOffsetsHint = (config: ModelConfig, offsets: number): string | 
       `not JPEG's)`
     : null;
 
-/**
- * The setting `deflow train` uses without `--config`: `auto` measures the degraded images
- * ({@linkcode chooseSetting}); a named one is taken as it is, except that the noise
- * setting's downscaled copies are dropped when none would fit a crop.
- */
-const settingFor = (
-  name: "auto" | SettingName,
-  degraded: readonly RgbImage[],
-  crop: number,
-): { setting: TrainingSetting; reason: string } => {
-  if (name === "auto") {
-    try {
-      return chooseSetting(degraded, crop);
-    } catch (e) {
-      throw new CliError(`--setting auto: ${(e as Error).message} (choose --setting noise|paper)`);
-    }
-  }
-  const s = settings[name];
-  const f = s.cleanFromDegraded;
-  if (f > 0 && !degraded.some((im) => copyFits(im, f, crop))) {
-    return {
-      setting: { ...s, cleanFromDegraded: 0 },
-      reason: `as asked, without the degraded images downscaled by ${f} (none would be ${crop} ` +
-        `pixels a side)`,
-    };
-  }
-  return { setting: s, reason: "as asked" };
-};
-
 /** `deflow train`. */
 export const runTrain = async (a: TrainArgs): Promise<number> => {
   const outDir = a.out ?? DEFAULT_OUT;
@@ -403,7 +368,12 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
   let cleanFromDegraded = a["clean-from-degraded"];
   let chosen: ModelConfig | undefined = config;
   if (!config && !a.resume) {
-    const pick = settingFor(a.setting ?? "auto", degraded.images, crop);
+    let pick: ReturnType<typeof pickSetting>;
+    try {
+      pick = pickSetting(a.setting ?? "auto", degraded.images, crop);
+    } catch (e) {
+      throw new CliError(`--setting auto: ${(e as Error).message} (choose --setting noise|paper)`);
+    }
     chosen = effective = pick.setting.config;
     cleanFromDegraded ??= pick.setting.cleanFromDegraded;
     out(`train: setting ${pick.setting.name}; ${pick.reason}`);

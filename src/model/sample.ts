@@ -414,13 +414,16 @@ const sampleThroughLatents = (
                 const s0 = latentShiftScales(params, config, f0, squaredScales);
                 const mean0 = decodeWithFeatures(params, config, fieldLatents(0, s0, false), f0, l0)
                   .x;
-                return { f0, l0, mean0 };
+                return { f0, l0, s0, mean0 };
               })()
               : null;
             const fields = offsets.map(([dy, dx], k) =>
               tf.tidy(() => {
-                const fk = conditionAt(k, dy, dx);
-                const sck = latentShiftScales(params, config, fk, squaredScales);
+                // (Field 0's condition is the shared one: not encoded twice.)
+                const fk = shared && k === 0 ? shared.f0 : conditionAt(k, dy, dx);
+                const sck = shared && k === 0
+                  ? shared.s0
+                  : latentShiftScales(params, config, fk, squaredScales);
                 const diff = shared
                   ? tf.sub(
                     decodeWithFeatures(

@@ -85,14 +85,44 @@ export const chooseSetting = (degraded: readonly RgbImage[], crop: number): Sett
       reason: `${measured} (≥ ${JPEG_GRID_THRESHOLD}: JPEG-compressed): the paper's flow`,
     };
   }
-  const f = settings.noise.cleanFromDegraded;
-  const fits = degraded.some((im) => copyFits(im, f, crop));
+  const { setting, copies } = withFittingCopies(settings.noise, degraded, crop);
   return {
-    setting: fits ? settings.noise : { ...settings.noise, cleanFromDegraded: 0 },
+    setting,
     score,
     reason: `${measured} (< ${JPEG_GRID_THRESHOLD}: not JPEG-compressed): the noise setting, ` +
-      (fits
-        ? `clean domain also from the degraded images downscaled by ${f}`
-        : `without the degraded images downscaled by ${f} (none would be ${crop} pixels a side)`),
+      (copies ??
+        `clean domain also from the degraded images downscaled by ${setting.cleanFromDegraded}`),
   };
+};
+
+/**
+ * `s` with its downscaled copies dropped (`cleanFromDegraded: 0`) when no degraded image's
+ * copy would be `crop` pixels a side; `copies` says so, and is absent when nothing changed.
+ */
+const withFittingCopies = (
+  s: TrainingSetting,
+  degraded: readonly RgbImage[],
+  crop: number,
+): { setting: TrainingSetting; copies?: string } => {
+  const f = s.cleanFromDegraded;
+  if (f === 0 || degraded.some((im) => copyFits(im, f, crop))) return { setting: s };
+  return {
+    setting: { ...s, cleanFromDegraded: 0 },
+    copies: `without the degraded images downscaled by ${f} (none would be ${crop} pixels a side)`,
+  };
+};
+
+/**
+ * The setting named `name` for a degraded collection: `"auto"` is {@linkcode chooseSetting};
+ * a named setting is taken as it is, except that its downscaled copies are dropped (and the
+ * reason says so) when none would be `crop` pixels a side.
+ */
+export const pickSetting = (
+  name: "auto" | SettingName,
+  degraded: readonly RgbImage[],
+  crop: number,
+): { readonly setting: TrainingSetting; readonly reason: string } => {
+  if (name === "auto") return chooseSetting(degraded, crop);
+  const { setting, copies } = withFittingCopies(settings[name], degraded, crop);
+  return { setting, reason: copies ? `as asked, ${copies}` : "as asked" };
 };
