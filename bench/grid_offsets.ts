@@ -1,8 +1,9 @@
 /**
  * What sampling over every offset of the block grid costs, and what sharing one
  * condition's decode across the fields saves (`degrade` with `gridOffsets`, a
- * `stationaryScale` model: one decode per field under shared features instead of a decode
- * with and without noise under each field's own). The same function is run both ways: the
+ * `stationaryScale` model: one decode per field under shared features, whose linear
+ * couplings' and injectors' networks run once, instead of a decode with and without noise
+ * under each field's own). The same function is run both ways: the
  * noise setting's model, and that model written as one whose scales could depend on the
  * condition (its conditioners' raw-scale outputs given zero weights), which takes the
  * per-field path. Also `gridOffsets` 1 for reference. One 128×128 image, interleaved,

@@ -20,6 +20,7 @@
  * degrade` would, over every offset of the block grid for a noise-setting model (`--grid-offsets
  * K` sets another count).
  * `--batch B` / `--crop S` / `--config F` train an alternative to the CLI's defaults.
+ * `--crop-align N` starts the training crops on multiples of N (`deflow train --crop-align`).
  * `--same-scenes` is a **diagnostic**, not a fidelity result: the degraded domain is made
  * from the clean domain's own scenes, so the two collections have the same content and
  * whatever DeFlow still gets wrong is the method's, not the collections' content difference.
@@ -75,6 +76,7 @@ const { values: args } = parseArgs({
     curve: { type: "string", default: "1" },
     batch: { type: "string" },
     crop: { type: "string" },
+    "crop-align": { type: "string" },
     "shift-lr": { type: "string" },
     "clean-from-degraded": { type: "string" },
     "same-scenes": { type: "boolean", default: false },
@@ -245,6 +247,7 @@ const runFamily = async (name: string): Promise<void> => {
     ...(curve > 1 ? { checkpointEvery: every } : {}),
     lr: args.lr === undefined ? undefined : Number(args.lr),
     shiftLrMultiple: args["shift-lr"] === undefined ? undefined : Number(args["shift-lr"]),
+    cropAlign: args["crop-align"] === undefined ? undefined : Number(args["crop-align"]),
     cleanFromDegraded: args["clean-from-degraded"] === undefined
       ? pick?.setting.cleanFromDegraded
       : Number(args["clean-from-degraded"]),
@@ -492,6 +495,7 @@ if (args.report) {
     `--curve=${curve}`,
     ...(args.batch ? [`--batch=${args.batch}`] : []),
     ...(args.crop ? [`--crop=${args.crop}`] : []),
+    ...(args["crop-align"] ? [`--crop-align=${args["crop-align"]}`] : []),
     ...(args["shift-lr"] ? [`--shift-lr=${args["shift-lr"]}`] : []),
     ...(args["clean-from-degraded"]
       ? [`--clean-from-degraded=${args["clean-from-degraded"]}`]

@@ -171,6 +171,14 @@ Deno.test(
         assert.ok(d < 2e-4, `K = ${gridOffsets}: max |shared − per-field| = ${d}`);
         tf.dispose([ya, yb]);
       }
+      // Two images at once, larger than the tiny ones above: each image keeps its own slices.
+      const x2 = tf.randomUniform([2, 40, 32, 3], 0, 1, "float32", 10) as tf.Tensor4D;
+      const opts = { seed: 11, temperature: 1, gridOffsets: 16 };
+      const [ya] = degrade(a, x2, opts);
+      const [yb] = degrade(b, x2, opts);
+      const d = maxAbsDiff(await read(ya), await read(yb));
+      assert.ok(d < 2e-4, `two images, K = 16: max |shared − per-field| = ${d}`);
+      tf.dispose([x2, ya, yb]);
     });
     x.dispose();
     a.dispose();

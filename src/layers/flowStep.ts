@@ -72,6 +72,12 @@ export interface FlowStepBijectorOptions extends AffineScaleOptions {
    * with that same condition.
    */
   readonly injectorOutput?: tf.Tensor4D;
+  /**
+   * A {@linkcode linearCoupling}'s condition-network output for that same condition
+   * (`convNet.apply(p.coupling.net, h)`), shared in the same way; refused for an affine
+   * coupling, whose network also sees the flow tensor.
+   */
+  readonly couplingOutput?: tf.Tensor4D;
   /** Additive coupling (default false): the coupling's `additive` option. */
   readonly additiveCoupling?: boolean;
   /**
@@ -135,7 +141,16 @@ export const flowStep: FlowStepLayer = {
       injector: affineInjector.init({ channels, condChannels, hidden: injectorHidden, seed: s2 }),
     };
   },
-  bijector: (p, { eps, injectorOutput, additiveCoupling, constantScale = false } = {}) => {
+  bijector: (
+    p,
+    { eps, injectorOutput, couplingOutput, additiveCoupling, constantScale = false } = {},
+  ) => {
+    if (couplingOutput && !("linear" in p.coupling)) {
+      throw new ShapeError(
+        "flowStep: couplingOutput needs a linear coupling (an affine coupling's network also " +
+          "sees the flow tensor, so its output cannot be computed ahead)",
+      );
+    }
     const injector = injectorOutput
       ? affineInjector.fromConditioner(() => injectorOutput, {
         ...affineInjector.sizes(p.injector),
@@ -147,7 +162,11 @@ export const flowStep: FlowStepLayer = {
       actNorm.bijector(p.actNorm),
       invConv1x1.bijector(p.invConv),
       "linear" in p.coupling
-        ? linearCoupling.bijector(p.coupling, { eps, constantScale })
+        ? linearCoupling.bijector(p.coupling, {
+          eps,
+          constantScale,
+          conditionerOutput: couplingOutput,
+        })
         : affineCoupling.bijector(p.coupling, { eps, additive: additiveCoupling }),
       injector,
     );

@@ -59,9 +59,22 @@ export interface LinearCouplingOptions {
   readonly hidden: number;
 }
 
+/** Options of {@linkcode LinearCouplingLayer.bijector}. */
+export interface LinearCouplingBijectorOptions extends ConstantScaleOptions {
+  /**
+   * The condition network's output for the condition this bijector will be called with,
+   * computed once by the caller (`convNet.apply(p.net, h)`): the network sees only the
+   * condition, so every pass under one condition (encoding and decoding a tile, or decoding
+   * many latents) can share it instead of running the network each time. Only valid with
+   * that same condition; its shape is checked against each input's.
+   */
+  readonly conditionerOutput?: tf.Tensor4D;
+}
+
 /** The conditionally linear coupling layer. */
 export interface LinearCouplingLayer
-  extends Layer<LinearCouplingParams, LinearCouplingOptions, [options?: ConstantScaleOptions]> {
+  extends
+    Layer<LinearCouplingParams, LinearCouplingOptions, [options?: LinearCouplingBijectorOptions]> {
   /** Fresh parameters: zero convolution and a zero-output condition network (identity). */
   readonly init: (
     options: LinearCouplingOptions & { readonly seed: number },
@@ -70,7 +83,7 @@ export interface LinearCouplingLayer
    * The bijector; the sizes come from the parameters; needs the condition. With
    * `constantScale` the scale is a learned constant per channel, not `s(h)`.
    */
-  readonly bijector: (p: LinearCouplingParams, options?: ConstantScaleOptions) => Bijector;
+  readonly bijector: (p: LinearCouplingParams, options?: LinearCouplingBijectorOptions) => Bijector;
 }
 
 const NAME = "linearCoupling";
@@ -91,7 +104,7 @@ export const linearCoupling: LinearCouplingLayer = {
       linear: { w: tf.zeros([3, 3, k1, k2]) },
     };
   },
-  bijector: (p, { eps = 1e-3, constantScale = false } = {}) => {
+  bijector: (p, { eps = 1e-3, constantScale = false, conditionerOutput } = {}) => {
     const ws = p.linear.w.shape;
     const k1 = ws[2];
     const k2 = ws[3];
@@ -114,7 +127,7 @@ export const linearCoupling: LinearCouplingLayer = {
         const z2 = tf.slice(x, [0, 0, 0, k1], [n, hh, w, k2]);
         const { t, s } = shiftScale(
           NAME,
-          convNet.apply(p.net, h),
+          conditionerOutput ?? convNet.apply(p.net, h),
           [n, hh, w, k2],
           eps,
           constantScale ? p.net.conv3.b : undefined,

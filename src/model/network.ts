@@ -206,7 +206,7 @@ interface LevelMember {
 const levelMembers = (
   p: LevelParams,
   config: ModelConfig,
-  injectorOutputs?: readonly tf.Tensor4D[],
+  outputs?: ConditionerOutputs,
 ): LevelMember[] => [
   { bijector: () => squeeze.bijector() },
   ...p.transitions.map((t): LevelMember => ({
@@ -218,7 +218,8 @@ const levelMembers = (
     bijector: (an = s.actNorm) =>
       flowStep.bijector({ ...s, actNorm: an }, {
         eps: config.eps,
-        injectorOutput: injectorOutputs?.[k],
+        injectorOutput: outputs?.injectors[k],
+        couplingOutput: outputs?.couplings?.[k],
         additiveCoupling: config.additiveCoupling,
         constantScale: config.stationaryScale,
       }),
@@ -229,23 +230,34 @@ const levelMembers = (
 ];
 
 /**
+ * Precomputed condition-network outputs of one level's flow steps, one per step (see
+ * `FlowStepBijectorOptions.injectorOutput` and `couplingOutput`).
+ */
+export interface ConditionerOutputs {
+  /** The affine injectors' network outputs. */
+  readonly injectors: readonly tf.Tensor4D[];
+  /** The linear couplings' network outputs (absent for affine couplings). */
+  readonly couplings?: readonly tf.Tensor4D[];
+}
+
+/**
  * The bijector of one level (squeeze, transitions, steps, split) for given parameters;
- * the sizes come from the parameters. With `injectorOutputs` (one per flow step, see
- * `FlowStepBijectorOptions.injectorOutput`), the steps use those precomputed injector
- * outputs instead of running the injector networks.
+ * the sizes come from the parameters. With `outputs` (one per flow step), the steps use
+ * those precomputed condition-network outputs instead of running the networks.
  */
 export const levelBijector = (
   p: LevelParams,
   config: ModelConfig,
-  injectorOutputs?: readonly tf.Tensor4D[],
-): Bijector => chain(...levelMembers(p, config, injectorOutputs).map((m) => m.bijector()));
+  outputs?: ConditionerOutputs,
+): Bijector => chain(...levelMembers(p, config, outputs).map((m) => m.bijector()));
 
 /**
  * The network's levels for {@linkcode multiScaleEncode} / {@linkcode multiScaleDecode}.
  * With `sharedFeatures` (the level features of one input), every affine injector's
- * network output is computed once from them, so that encoding and then decoding with
- * those same features (sampling one tile) runs the injector networks once instead of
- * twice (about a quarter of the sampling work).
+ * network output, and every linear coupling's (`config.linearCoupling`), is computed once
+ * from them, so that encoding and then decoding with those same features (sampling one
+ * tile, or decoding many noise fields under one condition) runs those networks once instead
+ * of on every pass.
  */
 export const scaleLevels = (
   params: DeflowParams,
@@ -258,7 +270,12 @@ export const scaleLevels = (
       p,
       config,
       sharedFeatures
-        ? p.steps.map((s) => convNet.apply(s.injector.net, sharedFeatures[i]))
+        ? {
+          injectors: p.steps.map((s) => convNet.apply(s.injector.net, sharedFeatures[i])),
+          couplings: p.steps.every((s) => "linear" in s.coupling)
+            ? p.steps.map((s) => convNet.apply(s.coupling.net, sharedFeatures[i]))
+            : undefined,
+        }
         : undefined,
     ),
     kept: lc[i].kept,
