@@ -9,6 +9,8 @@
 import assert from "node:assert/strict";
 import { tf } from "../src/tf.ts";
 import { degrade, gridOffsetList, prepareSampler, restore } from "../src/model/sample.ts";
+import { conditionInput } from "../src/model/conditioning.ts";
+import { conditionShiftScales, latentShiftScales, levelFeatures } from "../src/model/network.ts";
 import { disposeParams, flattenParams, mapParams } from "../src/core/params.ts";
 import {
   gpuTest,
@@ -187,3 +189,30 @@ Deno.test(
     disposeParams(same);
   },
 );
+
+Deno.test("conditionShiftScales: the shift scales of levelFeatures, from the encoder alone", async () => {
+  await useBackend("wasm");
+  for (const jointShift of [false, true]) {
+    const config = tinyConfig({ linearCoupling: true, jointShift, stationaryScale: true });
+    const params = perturbedModel(config, 12, 0.1);
+    await noLeak(`conditionShiftScales (jointShift ${jointShift})`, async () => {
+      const x = tf.randomUniform([2, 24, 16, 3], 0, 1, "float32", 13) as tf.Tensor4D;
+      const cond = conditionInput(x, { factor: config.conditionFactor, seed: 14 });
+      const feats = levelFeatures(params, config, cond, 24, 16);
+      const want = latentShiftScales(params, config, feats, false)!;
+      const got = conditionShiftScales(params, config, cond, 24, 16, false)!;
+      assert.equal(got.length, want.length);
+      for (let i = 0; i < want.length; i++) {
+        assert.deepEqual(got[i].shape, want[i].shape);
+        const d = maxAbsDiff(await read(got[i]), await read(want[i]));
+        assert.ok(d < 1e-6, `scale ${i}: ${d}`);
+      }
+      // The scales do depend on the condition (so the comparison can fail).
+      const flipped = tf.reverse(cond, 1) as tf.Tensor4D;
+      const other = conditionShiftScales(params, config, flipped, 24, 16, false)!;
+      assert.ok(maxAbsDiff(await read(other[0]), await read(want[0])) > 1e-4);
+      tf.dispose([x, cond, flipped, ...feats, ...want, ...got, ...other]);
+    });
+    disposeParams(params);
+  }
+});

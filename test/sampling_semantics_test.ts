@@ -184,7 +184,23 @@ Deno.test("τ = 0 returns the input exactly with small tiles and overlap (odd si
     const [big] = degrade(sampler, x, { temperature: 1, seed: 4, tile: 16, overlap: 4 });
     const diff = Array.from(await read(big), (v, i) => v - xv[i]);
     assert.ok(maxAbsDiff(diff, new Float64Array(diff.length)) > 1e-3, "τ = 1 must change x");
-    tf.dispose([x, big]);
+    big.dispose();
+    // Progress: one call per tile and sample, counting up to the total.
+    const calls: string[] = [];
+    const two = degrade(sampler, x, {
+      seed: 4,
+      samples: 2,
+      tile: 24,
+      overlap: 4,
+      onTile: (done, total) => calls.push(`${done}/${total}`),
+    });
+    const perSample = calls.length / 2;
+    assert.ok(perSample >= 2, `expected several tiles, got ${calls.join(" ")}`);
+    assert.deepEqual(
+      calls,
+      Array.from({ length: 2 * perSample }, (_, i) => `${i + 1}/${2 * perSample}`),
+    );
+    tf.dispose([x, ...two]);
   });
   sampler.dispose();
   disposeParams(params);

@@ -633,7 +633,20 @@ export const runSample = async (a: SampleArgs, mode: "degrade" | "restore"): Pro
     for (let i = 0; i < images.length; i++) {
       const name = stem(names[i]);
       const t0 = performance.now();
+      let lastLine = t0;
+      /** A line every ≥ 2 s while a large image's tiles run. */
+      const onTile = (done: number, total: number) => {
+        const now = performance.now();
+        if (done === total || now - lastLine < 2000) return;
+        lastLine = now;
+        const secs = (now - t0) / 1000;
+        console.error(
+          `${mode}: [${i + 1}/${images.length}] ${name}: tile ${done}/${total}, ` +
+            `${secs.toFixed(0)} s, ETA ${((secs / done) * (total - done)).toFixed(0)} s for it`,
+        );
+      };
       const opts: SampleOptions = {
+        onTile,
         temperature: a.temperature ?? 1,
         seed: foldIn(a.seed ?? 0, hash32(name)),
         samples: a.samples ?? 1,

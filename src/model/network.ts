@@ -136,6 +136,73 @@ export const latentShiftScales = (
   );
 };
 
+/** The encoder's features of the conditioning input of an image of `height`×`width`. */
+const encoderFeatures = (
+  params: DeflowParams,
+  config: ModelConfig,
+  condInput: tf.Tensor4D,
+  height: number,
+  width: number,
+): tf.Tensor4D => {
+  const expected = [height / config.conditionFactor, width / config.conditionFactor];
+  if (condInput.shape[1] !== expected[0] || condInput.shape[2] !== expected[1]) {
+    throw new ShapeError(
+      `deflow: conditioning input ${showShape(condInput.shape)} does not match an image of ` +
+        `${height}×${width} downscaled by ${config.conditionFactor}`,
+    );
+  }
+  return rrdbEncoder.apply(params.encoder, config.encoder, condInput);
+};
+
+/** The encoder's features resized to level `level` (1-based) of a `height`×`width` image. */
+const featuresAtLevel = (
+  config: ModelConfig,
+  feats: tf.Tensor4D,
+  level: number,
+  height: number,
+  width: number,
+): tf.Tensor4D => {
+  const l = networkLayout(config, height, width).levels[level - 1];
+  return l.height === feats.shape[1] && l.width === feats.shape[2]
+    ? tf.clone(feats)
+    : resizeFeatures(feats, [l.height, l.width]);
+};
+
+/**
+ * {@linkcode latentShiftScales} straight from a conditioning input (`conditionInput(x)`
+ * of an image of `height`×`width`): the same values as
+ * `latentShiftScales(params, config, levelFeatures(…), squared)`, with the encoder's
+ * features resized only to the levels the scale heads read (with `jointShift`, the coarsest
+ * alone), not to every level nor to the residual base. For sampling many noise fields,
+ * where only the scales need each field's condition. `null` without `adaptiveShift`.
+ */
+export const conditionShiftScales = (
+  params: DeflowParams,
+  config: ModelConfig,
+  condInput: tf.Tensor4D,
+  height: number,
+  width: number,
+  squared: boolean,
+): tf.Tensor4D[] | null => {
+  if (!config.adaptiveShift) return null;
+  const levelOf = shiftLatentLevels(config);
+  if (params.shiftScales.length !== levelOf.length) {
+    throw new ShapeError(
+      `deflow: the config asks for adaptiveShift but the parameters have ` +
+        `${params.shiftScales.length} scale heads for ${levelOf.length} shift latents`,
+    );
+  }
+  return tf.tidy(() => {
+    const feats = encoderFeatures(params, config, condInput, height, width);
+    return params.shiftScales.map((s, i) =>
+      (squared ? shiftScale2 : shiftScale)(
+        s,
+        featuresAtLevel(config, feats, levelOf[i], height, width),
+      )
+    );
+  });
+};
+
 /**
  * Conditioning features for every level from the conditioning input
  * (`conditionInput(x)`, resolution H/k): the encoder's features resized to each level.
@@ -151,19 +218,9 @@ export const levelFeatures = (
   width: number,
 ): tf.Tensor4D[] =>
   tf.tidy(() => {
-    const expected = [height / config.conditionFactor, width / config.conditionFactor];
-    if (condInput.shape[1] !== expected[0] || condInput.shape[2] !== expected[1]) {
-      throw new ShapeError(
-        `deflow: conditioning input ${showShape(condInput.shape)} does not match an image of ` +
-          `${height}×${width} downscaled by ${config.conditionFactor}`,
-      );
-    }
-    const feats = rrdbEncoder.apply(params.encoder, config.encoder, condInput);
-    const layout = networkLayout(config, height, width);
-    const perLevel = layout.levels.map((l) =>
-      l.height === feats.shape[1] && l.width === feats.shape[2]
-        ? tf.clone(feats)
-        : resizeFeatures(feats, [l.height, l.width])
+    const feats = encoderFeatures(params, config, condInput, height, width);
+    const perLevel = networkLayout(config, height, width).levels.map((_, i) =>
+      featuresAtLevel(config, feats, i + 1, height, width)
     );
     return config.conditionResidual
       ? [...perLevel, bicubicResize(condInput, [height, width])]

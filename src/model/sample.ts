@@ -24,6 +24,7 @@ import type { ModelConfig } from "./config.ts";
 import { conditionInput } from "./conditioning.ts";
 import { networkLayout, sizeMultiple } from "./layout.ts";
 import {
+  conditionShiftScales,
   decodeWithFeatures,
   type DeflowParams,
   disposeInverses,
@@ -131,6 +132,11 @@ export interface SampleOptions {
    * decodes and the injector networks. Ignored by `restore`.
    */
   readonly gridOffsets?: number;
+  /**
+   * Called after each tile with the tiles done and the total over all `samples` (for
+   * progress on large images; the work is synchronous, so it runs between tiles).
+   */
+  readonly onTile?: (done: number, total: number) => void;
 }
 
 /**
@@ -188,6 +194,7 @@ const tiled = (
   overlap: number,
   seed: number,
   fn: TileFn,
+  onTile?: (done: number, total: number) => void,
 ): tf.Tensor4D =>
   tf.tidy(() => {
     const plan = planTiles(x.shape[1], x.shape[2], multiple, tile, overlap);
@@ -206,6 +213,7 @@ const tiled = (
           -1,
         ])
       ));
+      onTile?.(i + 1, plan.length);
       if (i === plan.length - 1 || plan[i + 1].y0 !== t.y0) {
         rows.push(cols.length === 1 ? cols[0] : tf.concat(cols, 2));
         cols = [];
@@ -422,9 +430,14 @@ const sampleThroughLatents = (
               return tf.addN(offsets.map(([dy, dx], k) =>
                 tf.tidy(() => {
                   // (Field 0's condition is the shared one: not encoded twice.)
-                  const sck = k === 0
-                    ? s0
-                    : latentShiftScales(params, config, conditionAt(k), squaredScales);
+                  const sck = k === 0 ? s0 : conditionShiftScales(
+                    params,
+                    config,
+                    conditionInputAt(k),
+                    hh + m,
+                    ww + m,
+                    squaredScales,
+                  );
                   const noisy =
                     decodeWithFeatures(params, config, fieldLatents(k, sck, true), f0, l0)
                       .x;
@@ -471,6 +484,9 @@ const sampleThroughLatents = (
           } else decoded = decode(map(packed, true));
           return offset ? tf.sub(decoded, offset) as tf.Tensor4D : decoded;
         },
+        options.onTile
+          ? (done, total) => options.onTile!(s * total + done, o.samples * total)
+          : undefined,
       );
       return tf.clipByValue(after ? after(out) : out, 0, 1) as tf.Tensor4D;
     }));
