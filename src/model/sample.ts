@@ -128,8 +128,9 @@ export interface SampleOptions {
    * Gaussian fields over `√K` has the average of their covariances, the grid offsets'
    * average (`K = 4^L` averages over every offset). Costs per field one pass of the
    * conditional encoder and, for a `stationaryScale` model (one Jacobian for every
-   * condition, so every field decodes under one shared condition), one decode, else two
-   * decodes and the injector networks. Ignored by `restore`.
+   * condition, so every field decodes under one shared condition, whose coupling and
+   * injector networks run once per tile), one decode of the flow's linear parts, else the
+   * field's condition networks and two decodes. Ignored by `restore`.
    */
   readonly gridOffsets?: number;
   /**
