@@ -113,14 +113,24 @@ export const initParams = (config: ModelConfig, seed: number): DeflowParams => {
 /**
  * The per-position scale maps of the latent shifts (`config.adaptiveShift`), one per
  * shift latent (`shiftLatents.ts`), `[N, h, w, 1]` at its resolution, from the level
- * features; `null`
- * without `adaptiveShift`. `squared` gives `a²` (for the densities), else `a` (for
- * sampling).
+ * features; `null` without `adaptiveShift`. `squared` gives `a²` (for the densities), else
+ * `a` (for sampling).
  */
 export const latentShiftScales = (
   params: DeflowParams,
   config: ModelConfig,
   features: readonly tf.Tensor4D[],
+  squared: boolean,
+): tf.Tensor4D[] | null => shiftScalesAt(params, config, (level) => features[level - 1], squared);
+
+/**
+ * The shift scales with each head's features from `featuresAt(level)` (1-based), asked
+ * only after the heads were checked against the config; `null` without `adaptiveShift`.
+ */
+const shiftScalesAt = (
+  params: DeflowParams,
+  config: ModelConfig,
+  featuresAt: (level: number) => tf.Tensor4D,
   squared: boolean,
 ): tf.Tensor4D[] | null => {
   if (!config.adaptiveShift) return null;
@@ -132,7 +142,7 @@ export const latentShiftScales = (
     );
   }
   return params.shiftScales.map((s, i) =>
-    (squared ? shiftScale2 : shiftScale)(s, features[levelOf[i] - 1])
+    (squared ? shiftScale2 : shiftScale)(s, featuresAt(levelOf[i]))
   );
 };
 
@@ -183,25 +193,16 @@ export const conditionShiftScales = (
   height: number,
   width: number,
   squared: boolean,
-): tf.Tensor4D[] | null => {
-  if (!config.adaptiveShift) return null;
-  const levelOf = shiftLatentLevels(config);
-  if (params.shiftScales.length !== levelOf.length) {
-    throw new ShapeError(
-      `deflow: the config asks for adaptiveShift but the parameters have ` +
-        `${params.shiftScales.length} scale heads for ${levelOf.length} shift latents`,
-    );
-  }
-  return tf.tidy(() => {
-    const feats = encoderFeatures(params, config, condInput, height, width);
-    return params.shiftScales.map((s, i) =>
-      (squared ? shiftScale2 : shiftScale)(
-        s,
-        featuresAtLevel(config, feats, levelOf[i], height, width),
-      )
-    );
-  });
-};
+): tf.Tensor4D[] | null =>
+  config.adaptiveShift
+    ? tf.tidy(() => {
+      let feats: tf.Tensor4D | undefined; // the encoder runs once, after the heads' check
+      return shiftScalesAt(params, config, (level) => {
+        feats ??= encoderFeatures(params, config, condInput, height, width);
+        return featuresAtLevel(config, feats, level, height, width);
+      }, squared)!;
+    })
+    : null;
 
 /**
  * Conditioning features for every level from the conditioning input
