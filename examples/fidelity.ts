@@ -16,7 +16,8 @@
  * rate schedule is the full run's) and reports fidelity against training wall clock.
  * The model is trained as `deflow train` would without `--config`: `--setting auto` (default)
  * picks the noise setting or the paper's flow from the degraded photos
- * (`src/train/setting.ts`), `--setting noise|paper` names one; DeFlow is sampled as `deflow
+ * (`src/train/setting.ts`), `--setting noise|paper` names one, and each family trains for its
+ * setting's default length unless `--iterations N` sets one; DeFlow is sampled as `deflow
  * degrade` would, over every offset of the block grid for a noise-setting model (`--grid-offsets
  * K` sets another count).
  * `--batch B` / `--crop S` / `--config F` train an alternative to the CLI's defaults.
@@ -40,7 +41,7 @@ import { makeGrid } from "../src/image/grid.ts";
 import { degradeImages, describe } from "../src/degrade/types.ts";
 import { configOrThrow, type ModelConfig } from "../src/model/config.ts";
 import { recommendedGridOffsets } from "../src/model/sample.ts";
-import { pickSetting } from "../src/train/setting.ts";
+import { pickSetting, settings, type TrainingSetting } from "../src/train/setting.ts";
 import { loadModel } from "../src/cli/model.ts";
 import { train, trainDefaults } from "../src/train/loop.ts";
 import { downscaledCopies } from "../src/train/cleanFromDegraded.ts";
@@ -127,15 +128,26 @@ if (copiesOfSource !== undefined && !(Number.isFinite(copiesOfSource) && copiesO
 const quick = args.quick ?? false;
 const outRoot = args.out ?? "out/fidelity";
 const seed = Number(args.seed);
-const iterations = Number(args.iterations ?? (quick ? 3 : DEFAULT_ITERATIONS));
+/** `--iterations`, or undefined: each family then trains for its setting's default length. */
+const iterationsArg = args.iterations === undefined
+  ? (quick ? 3 : undefined)
+  : Number(args.iterations);
+/** The training length of a family whose setting is `pick` (none: `--config`). */
+const iterationsFor = (pick: { setting: TrainingSetting } | undefined): number =>
+  iterationsArg ?? pick?.setting.iterations ?? DEFAULT_ITERATIONS;
+/** The shortest any family trains for (bounds `--curve`). */
+const fewestIterations = iterationsArg ??
+  (args.config
+    ? DEFAULT_ITERATIONS
+    : Math.min(settings.noise.iterations, settings.paper.iterations));
 const names = args.family ? args.family.split(",") : families.map((f) => f.name);
 for (const n of names) familyByName(n); // fail early on a typo
 const curve = Number(args.curve);
 const batchArg = args.batch === undefined ? undefined : Number(args.batch);
 const cropArg = args.crop === undefined ? undefined : Number(args.crop);
 if (
-  !Number.isInteger(seed) || !(iterations >= 1) || !Number.isInteger(curve) || curve < 1 ||
-  curve > iterations ||
+  !Number.isInteger(seed) || !(fewestIterations >= 1) || !Number.isInteger(curve) ||
+  curve < 1 || curve > fewestIterations ||
   [batchArg, cropArg].some((v) => v !== undefined && !(Number.isInteger(v) && v >= 1))
 ) {
   console.error(
@@ -220,6 +232,7 @@ const runFamily = async (name: string): Promise<void> => {
     ? configOrThrow(JSON.parse(await Deno.readTextFile(args.config)))
     : pick!.setting.config;
   if (pick && fromDir === undefined) log(`setting ${pick.setting.name}: ${pick.reason}`);
+  const iterations = iterationsFor(pick);
   log(
     `${col.clean.length} clean photos (${defaultSplit.clean.join(", ")}), ${degraded.length} ` +
       `degraded (${(sameScenes ? defaultSplit.clean : defaultSplit.degraded).join(", ")}${
@@ -487,7 +500,7 @@ if (args.report) {
   const jobs = Math.max(1, Number(args.jobs));
   const passThrough = [
     ...(quick ? ["--quick"] : []),
-    `--iterations=${iterations}`,
+    ...(iterationsArg !== undefined ? [`--iterations=${iterationsArg}`] : []),
     `--out=${outRoot}`,
     `--seed=${seed}`,
     ...(args.config ? [`--config=${args.config}`] : []),

@@ -33,7 +33,6 @@ import { degradeImages } from "../src/degrade/types.ts";
 import { chooseSetting } from "../src/train/setting.ts";
 import { prepareSampler, recommendedGridOffsets } from "../src/model/sample.ts";
 import { CHECKPOINT_FILE, imagesFingerprint, train, trainDefaults } from "../src/train/loop.ts";
-import { DEFAULT_ITERATIONS } from "../src/cli/commands.ts";
 import { loadModel, readModelInfo } from "../src/cli/model.ts";
 import { familyByName } from "./fidelity/families.ts";
 import { cropsOf, defaultSplit, loadCollections } from "./fidelity/scenes.ts";
@@ -168,15 +167,16 @@ const runFamily = async (name: string): Promise<void> => {
   const modelPath = `${modelsDir}/${name}/${CHECKPOINT_FILE}`;
   const ownDir = `${dir}/deflow`;
   const ownPath = `${ownDir}/${CHECKPOINT_FILE}`;
-  const iterations = quick ? 3 : DEFAULT_ITERATIONS;
+  const crop = quick ? 32 : trainDefaults.crop;
+  const { setting, reason } = chooseSetting(degraded, crop);
+  // `deflow train`'s default length for the setting it would pick.
+  const iterations = quick ? 3 : setting.iterations;
   let path = modelPath, trainedHere = false;
   if (!(await exists(modelPath))) {
     const own = (await exists(ownPath)) ? await readModelInfo(ownPath) : undefined;
     path = ownPath;
     if (own?.info.training.step !== iterations) {
       log(`no ${modelPath}: training DeFlow (${iterations} iterations, fidelity settings)`);
-      const crop = quick ? 32 : trainDefaults.crop;
-      const { setting, reason } = chooseSetting(degraded, crop);
       log(`setting ${setting.name}: ${reason}`);
       const t0 = performance.now();
       const result = await train({

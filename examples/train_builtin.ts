@@ -31,11 +31,11 @@ import { disposeParams } from "../src/core/params.ts";
 import { writePng } from "../src/image/io.ts";
 import { makeGrid } from "../src/image/grid.ts";
 import { degradeImages, describe } from "../src/degrade/types.ts";
-import { configToJson, defaultConfig } from "../src/model/config.ts";
+import { configToJson } from "../src/model/config.ts";
 import { train, trainDefaults } from "../src/train/loop.ts";
+import { settings } from "../src/train/setting.ts";
 import { saveCheckpoint } from "../src/io/checkpoint.ts";
 import { loadModelCheckpoint } from "../src/io/model.ts";
-import { DEFAULT_ITERATIONS } from "../src/cli/commands.ts";
 import { BUILTIN_FILE } from "../src/io/builtin.ts";
 import { familyByName } from "./fidelity/families.ts";
 import { defaultSplit, loadCollections } from "./fidelity/scenes.ts";
@@ -50,7 +50,8 @@ const { values: args } = parseArgs({
     run: { type: "string", default: "out/builtin-camera" },
   },
 });
-const iterations = Number(args.iterations ?? DEFAULT_ITERATIONS);
+// The paper setting's default length, as `deflow train` picks for these JPEG-compressed photos.
+const iterations = Number(args.iterations ?? settings.paper.iterations);
 const seed = Number(args.seed);
 const outDir = args.out ?? new URL("../src/builtin/camera", import.meta.url).pathname;
 const runDir = args.run ?? "out/builtin-camera";
@@ -67,7 +68,7 @@ const family = familyByName(FAMILY);
 const col = await loadCollections(defaultSplit);
 const op = family.make();
 const degraded = await degradeImages(op, col.degradedSource, foldIn(seed, 1));
-const config = defaultConfig;
+const config = settings.paper.config;
 console.log(
   `train_builtin: ${col.clean.length} clean photos, ${degraded.length} degraded (${FAMILY}); ` +
     `${iterations} iterations`,
@@ -172,7 +173,7 @@ const card = [
   }), ${navigator.hardwareConcurrency} logical cores;`,
   `- file: \`${BUILTIN_FILE}\`, ${(modelBytes / 1e6).toFixed(2)} MB (float32 parameters, no`,
   "  optimiser state);",
-  "- config (the library's `defaultConfig`):",
+  "- config (the paper setting's, the library's `defaultConfig`):",
   "",
   "```json",
   JSON.stringify(configToJson(result.config)),

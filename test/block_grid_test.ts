@@ -8,6 +8,7 @@ import {
   settings,
 } from "../src/train/setting.ts";
 import { defaultConfig } from "../src/model/config.ts";
+import { DEFAULT_ITERATIONS, trainIterations } from "../src/cli/commands.ts";
 import {
   clip01,
   compose,
@@ -127,5 +128,13 @@ Deno.test(
     assert.match(namedSmall.reason, /^as asked, without the degraded images downscaled by 4/);
     assert.equal(pickSetting("paper", [noise], 64).setting, settings.paper);
     assert.equal(pickSetting("auto", [noise], 64).setting.name, "noise");
+    // The training length: the setting's unless asked; the checkpoint's on --resume.
+    assert.equal(trainIterations(undefined, false, j.setting), settings.paper.iterations);
+    assert.equal(trainIterations(undefined, false, n.setting), settings.noise.iterations);
+    assert.ok(settings.paper.iterations < settings.noise.iterations);
+    assert.equal(trainIterations(7, false, j.setting), 7);
+    assert.equal(trainIterations(undefined, false), DEFAULT_ITERATIONS);
+    assert.equal(trainIterations(undefined, true), undefined);
+    assert.equal(trainIterations(9, true), 9);
   },
 );

@@ -351,7 +351,7 @@ Deno.test("cli: without --config, train picks the setting and degrade spins ever
     // Uniform noise without JPEG: the noise setting, without downscaled copies (32 / 4 < 16).
     assert.match(
       tr.stdout,
-      /^train: setting noise; JPEG block-grid score of the degraded images 1\.\d{3} \(< 1\.05: not JPEG-compressed\).*none would be 16 pixels a side/m,
+      /^train: setting noise; JPEG block-grid score of the degraded images 1\.\d{3} \(< 1\.05: not JPEG-compressed\).*none would be 16 pixels a side\); 1 iteration$/m,
     );
     const info = await deflow(dir, "info", "--model", "run/checkpoint.safetensors", "--json");
     const j = JSON.parse(info.stdout);

@@ -36,7 +36,7 @@ import { availableMemoryBytes, memoryProblem, WASM_MEMORY_BYTES } from "./memory
 import { compareSets, formatReportTable } from "../eval/mod.ts";
 import { CHECKPOINT_FILE, terminalProgress, train, trainDefaults } from "../train/loop.ts";
 import { checkCropFits } from "../train/sampler.ts";
-import { pickSetting, type SettingName } from "../train/setting.ts";
+import { pickSetting, type SettingName, settings, type TrainingSetting } from "../train/setting.ts";
 import { sizeMultiple } from "../model/layout.ts";
 import {
   CliError,
@@ -114,8 +114,22 @@ export interface TrainArgs {
 
 /** Default output folder of `deflow train`. */
 export const DEFAULT_OUT = "deflow-run";
-/** Default iterations of a fresh `deflow train`. */
+/**
+ * Default iterations of a fresh `deflow train` with `--config` (without it, the setting's:
+ * {@linkcode settings}`.paper.iterations`, {@linkcode settings}`.noise.iterations`).
+ */
 export const DEFAULT_ITERATIONS = 2000;
+
+/**
+ * The length of a `deflow train` run: `--iterations` when given; else, for a resumed run,
+ * undefined (the checkpoint's); else the picked setting's default, or
+ * {@linkcode DEFAULT_ITERATIONS} with `--config` (no setting).
+ */
+export const trainIterations = (
+  asked: number | undefined,
+  resume: boolean,
+  setting?: TrainingSetting,
+): number | undefined => asked ?? (resume ? undefined : setting?.iterations ?? DEFAULT_ITERATIONS);
 
 /** `deflow train` options. */
 export const trainSpec: CommandSpec = {
@@ -149,7 +163,9 @@ export const trainSpec: CommandSpec = {
     iterations: {
       codec: intArg(1),
       value: "N",
-      help: `total iterations (default ${DEFAULT_ITERATIONS}, or the checkpoint's)`,
+      help: `total iterations (default: the setting's, ${settings.paper.iterations} for paper, ` +
+        `${settings.noise.iterations} for noise; ${DEFAULT_ITERATIONS} with --config; or the ` +
+        `checkpoint's with --resume)`,
     },
     batch: { codec: intArg(1), value: "N", help: "batch size (default 8)" },
     crop: { codec: intArg(1), value: "N", help: "crop side, a multiple of 2^levels (default 64)" },
@@ -367,6 +383,7 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
   // Without a config file, a fresh run's model and clean domain come from the setting.
   let cleanFromDegraded = a["clean-from-degraded"];
   let chosen: ModelConfig | undefined = config;
+  let iterations = trainIterations(a.iterations, a.resume ?? false);
   if (!config && !a.resume) {
     let pick: ReturnType<typeof pickSetting>;
     try {
@@ -376,7 +393,12 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
     }
     chosen = effective = pick.setting.config;
     cleanFromDegraded ??= pick.setting.cleanFromDegraded;
-    out(`train: setting ${pick.setting.name}; ${pick.reason}`);
+    iterations = trainIterations(a.iterations, false, pick.setting);
+    out(
+      `train: setting ${pick.setting.name}; ${pick.reason}; ${iterations} ` +
+        `iteration${iterations === 1 ? "" : "s"}` +
+        (a.iterations === undefined ? " (the setting's default)" : ""),
+    );
   }
   const m = sizeMultiple(effective);
   if (crop % m !== 0) {
@@ -430,7 +452,7 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
       cleanNames: clean.names,
       degradedNames: degraded.names,
       ...(chosen && !a.resume ? { config: chosen } : {}),
-      iterations: a.iterations ?? (a.resume ? undefined : DEFAULT_ITERATIONS),
+      iterations,
       batch: a.batch,
       crop: a.crop,
       cropAlign: a["crop-align"],

@@ -9,10 +9,13 @@
  *   and the degraded photos downscaled by 4 added to the clean domain
  *   (`cleanFromDegraded: 4`), so the shared flow learns the degraded scenes' content and
  *   the shift only the noise. Sample it over every offset of the block grid
- *   (`gridOffsets: 4^levels`).
+ *   (`gridOffsets: 4^levels`). Trained for 2000 iterations by default.
  * - `"paper"` — the paper's flow with this library's defaults ({@linkcode defaultConfig}),
  *   better where JPEG compressed the photos: a stationary Gaussian cannot place JPEG's
- *   artefacts on its 8×8 grid.
+ *   artefacts on its 8×8 grid. Trained for 600 iterations by default: longer runs let its
+ *   latent shift take up more of the two collections' content difference (the noise comes
+ *   out 10–30 % too strong at 2000 iterations, within 10 % at 600 on two of three JPEG
+ *   families) without a downstream gain.
  *
  * {@linkcode chooseSetting} picks between them from the degraded photos alone, by whether
  * they carry JPEG's block grid ({@linkcode collectionBlockGridScore}).
@@ -27,7 +30,7 @@ import { copyFits } from "./cleanFromDegraded.ts";
 /** The name of a training setting. */
 export type SettingName = "noise" | "paper";
 
-/** A training setting: model config and the clean-domain option. */
+/** A training setting: model config, the clean-domain option and the training length. */
 export interface TrainingSetting {
   /** Its name. */
   readonly name: SettingName;
@@ -35,6 +38,11 @@ export interface TrainingSetting {
   readonly config: ModelConfig;
   /** `cleanFromDegraded` of the training run (0: off). */
   readonly cleanFromDegraded: number;
+  /**
+   * Iterations of a fresh run when none are asked for: the length measured best for this
+   * setting within 30 minutes of one CPU core (README, _Fidelity_).
+   */
+  readonly iterations: number;
 }
 
 /** The factor the `"noise"` setting downscales degraded photos by (the condition's). */
@@ -46,8 +54,9 @@ export const settings: { readonly [K in SettingName]: TrainingSetting } = {
     name: "noise",
     config: { ...defaultConfig, linearCoupling: true, jointShift: true, stationaryScale: true },
     cleanFromDegraded: NOISE_CLEAN_FROM_DEGRADED,
+    iterations: 2000,
   },
-  paper: { name: "paper", config: defaultConfig, cleanFromDegraded: 0 },
+  paper: { name: "paper", config: defaultConfig, cleanFromDegraded: 0, iterations: 600 },
 };
 
 /**
