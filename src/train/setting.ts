@@ -14,8 +14,9 @@
  *   better where JPEG compressed the photos: a stationary Gaussian cannot place JPEG's
  *   artefacts on its 8×8 grid. Trained for 600 iterations by default: longer runs let its
  *   latent shift take up more of the two collections' content difference (the noise comes
- *   out 10–30 % too strong at 2000 iterations, within 10 % at 600 on two of three JPEG
- *   families) without a downstream gain.
+ *   out 9–29 % too strong at 2000 iterations on the suite's JPEG families, mostly within
+ *   10 % at 600) while the pairs gain about nothing downstream (README, _Why 600
+ *   iterations_).
  *
  * {@linkcode chooseSetting} picks between them from the degraded photos alone, by whether
  * they carry JPEG's block grid ({@linkcode collectionBlockGridScore}).
