@@ -7,8 +7,12 @@
  * 2. Degrades the degraded domain's photos with a documented realistic degradation:
  *    channel-correlated Gaussian noise (σ ≈ 0.04, inter-channel correlation 0.6), then JPEG
  *    at quality 80 with 4:2:0 chroma (`--degradation` picks another).
- * 3. Trains DeFlow unpaired (clean domain vs degraded domain) with the default config.
- * 4. Degrades held-out clean crops and writes out/demo/: grid.png (clean | real degradation
+ * 3. Trains DeFlow unpaired (clean domain vs degraded domain) in the setting `deflow train`
+ *    would pick for these degraded photos (`src/train/setting.ts`: the paper's flow for
+ *    JPEG-compressed ones, the noise setting otherwise; `--config FILE` sets a model instead),
+ *    for 600 iterations (`--iterations N`) whatever the setting: a demo, not a full run.
+ * 4. Degrades held-out clean crops as `deflow degrade` would (a noise-setting model over
+ *    every offset of its block grid) and writes out/demo/: grid.png (clean | real degradation
  *    | DeFlow τ = 0.5, 1.0, 1.5 | white-noise baseline), loss.png, and report.md/report.json
  *    with the fidelity statistics of DeFlow (τ = 1) and of the baseline side by side.
  *
@@ -30,8 +34,9 @@ import {
 import { jpegCompress } from "../src/degrade/jpeg.ts";
 import { compareSets, type FidelityReport, formatReportTable } from "../src/eval/report.ts";
 import { fitWhiteNoiseSigma } from "../src/eval/report.ts";
-import { configOrThrow, defaultConfig } from "../src/model/config.ts";
-import { degrade, prepareSampler } from "../src/model/sample.ts";
+import { configOrThrow } from "../src/model/config.ts";
+import { degrade, prepareSampler, recommendedGridOffsets } from "../src/model/sample.ts";
+import { pickSetting } from "../src/train/setting.ts";
 import { terminalProgress, train } from "../src/train/loop.ts";
 import { imagesToTensor, tensorToImages } from "../src/image/io.ts";
 import { disposeParams } from "../src/core/params.ts";
@@ -55,9 +60,9 @@ const iterations = Number(args.iterations ?? (quick ? 3 : 600));
 const crop = quick ? 32 : 64;
 const batch = quick ? 4 : 8;
 
-const config = args.config
+const fileConfig = args.config
   ? configOrThrow(JSON.parse(await Deno.readTextFile(args.config)))
-  : defaultConfig;
+  : undefined;
 const log = (s: string) => console.log(s);
 const t0 = performance.now();
 await initBackend();
@@ -107,6 +112,12 @@ if (!makeDegradation) {
 const degradation = makeDegradation();
 const degImgs = await degradeImages(degradation, degSource, seed + 1);
 
+// Without --config, the setting `deflow train` would pick for these degraded photos.
+const pick = fileConfig ? undefined : pickSetting("auto", degImgs, crop);
+if (pick) log(`demo: setting ${pick.setting.name}; ${pick.reason}`);
+const config = fileConfig ?? pick!.setting.config;
+const gridOffsets = recommendedGridOffsets(config);
+
 // 3. Unpaired training.
 const result = await train({
   clean: cleanImgs,
@@ -118,6 +129,7 @@ const result = await train({
   batch,
   crop,
   seed,
+  cleanFromDegraded: pick?.setting.cleanFromDegraded,
   lr: args.lr === undefined ? undefined : Number(args.lr),
   outDir,
   onProgress: terminalProgress({ every: 10 }),
@@ -147,7 +159,7 @@ const x = imagesToTensor(heldCrops);
 const temps = [0.5, 1.0, 1.5];
 const deflowAt: RgbImage[][] = [];
 for (const [k, tau] of temps.entries()) {
-  const [y] = degrade(sampler, x, { temperature: tau, seed: seed + 10 + k });
+  const [y] = degrade(sampler, x, { temperature: tau, seed: seed + 10 + k, gridOffsets });
   deflowAt.push(await tensorToImages(y));
   y.dispose();
 }
@@ -180,6 +192,12 @@ const md = [
   "# DeFlow demo report",
   "",
   `Degradation learned (unpaired): ${args.degradation} — ${describe(degradation)}.`,
+  pick
+    ? `Setting: ${pick.setting.name} (${pick.reason}); sampled with ${gridOffsets} noise ` +
+      `field${gridOffsets === 1 ? "" : "s"}.`
+    : `Config from ${args.config}; sampled with ${gridOffsets} noise field${
+      gridOffsets === 1 ? "" : "s"
+    }.`,
   `Training: ${result.step} iterations, batch ${batch}, crop ${crop}, config ${
     JSON.stringify(config)
   }; ` +
