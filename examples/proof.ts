@@ -167,12 +167,12 @@ const runFamily = async (name: string): Promise<void> => {
   const modelPath = `${modelsDir}/${name}/${CHECKPOINT_FILE}`;
   const ownDir = `${dir}/deflow`;
   const ownPath = `${ownDir}/${CHECKPOINT_FILE}`;
-  const crop = quick ? 32 : trainDefaults.crop;
-  const { setting, reason } = chooseSetting(degraded, crop);
-  // `deflow train`'s default length for the setting it would pick.
-  const iterations = quick ? 3 : setting.iterations;
   let path = modelPath, trainedHere = false;
   if (!(await exists(modelPath))) {
+    const crop = quick ? 32 : trainDefaults.crop;
+    const { setting, reason } = chooseSetting(degraded, crop);
+    // `deflow train`'s default length for the setting it would pick.
+    const iterations = quick ? 3 : setting.iterations;
     const own = (await exists(ownPath)) ? await readModelInfo(ownPath) : undefined;
     path = ownPath;
     if (own?.info.training.step !== iterations) {

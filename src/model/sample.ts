@@ -422,14 +422,15 @@ const sampleThroughLatents = (
             // tile at 14 fields a batch.) Otherwise each field decodes under its own
             // condition.
             // (The tile's tidy frees them.)
-            const sharedFieldSum = () => {
-              const f0 = conditionAt(0);
-              const l0 = scaleLevels(params, config, f0);
-              const s0 = latentShiftScales(params, config, f0, squaredScales);
-              const mean0 = decodeWithFeatures(params, config, fieldLatents(0, s0, false), f0, l0)
-                .x;
-              return tf.addN(offsets.map(([dy, dx], k) =>
-                tf.tidy(() => {
+            /** Field `k`'s decoded noise over the whole window. */
+            const fieldNoise: (k: number) => tf.Tensor = config.stationaryScale
+              ? (() => {
+                const f0 = conditionAt(0);
+                const l0 = scaleLevels(params, config, f0);
+                const s0 = latentShiftScales(params, config, f0, squaredScales);
+                const mean0 =
+                  decodeWithFeatures(params, config, fieldLatents(0, s0, false), f0, l0).x;
+                return (k: number) => {
                   // (Field 0's condition is the shared one: not encoded twice.)
                   const sck = k === 0 ? s0 : conditionShiftScales(
                     params,
@@ -439,30 +440,21 @@ const sampleThroughLatents = (
                     ww + m,
                     squaredScales,
                   );
-                  const noisy =
-                    decodeWithFeatures(params, config, fieldLatents(k, sck, true), f0, l0)
-                      .x;
-                  return tf.slice(tf.sub(noisy, mean0), [0, dy, dx, 0], [n, hh, ww, -1]);
-                })
-              ));
-            };
-            const fieldSum = config.stationaryScale
-              ? sharedFieldSum()
-              : tf.addN(offsets.map(([dy, dx], k) =>
-                tf.tidy(() => {
-                  const fk = conditionAt(k);
-                  const sck = latentShiftScales(params, config, fk, squaredScales);
-                  const lk = scaleLevels(params, config, fk);
-                  const decodeK = (noise: boolean) =>
-                    decodeWithFeatures(params, config, fieldLatents(k, sck, noise), fk, lk).x;
-                  return tf.slice(tf.sub(decodeK(true), decodeK(false)), [0, dy, dx, 0], [
-                    n,
-                    hh,
-                    ww,
-                    -1,
-                  ]);
-                })
-              ));
+                  const fields = fieldLatents(k, sck, true);
+                  return tf.sub(decodeWithFeatures(params, config, fields, f0, l0).x, mean0);
+                };
+              })()
+              : (k: number) => {
+                const fk = conditionAt(k);
+                const sck = latentShiftScales(params, config, fk, squaredScales);
+                const lk = scaleLevels(params, config, fk);
+                const decodeK = (noise: boolean) =>
+                  decodeWithFeatures(params, config, fieldLatents(k, sck, noise), fk, lk).x;
+                return tf.sub(decodeK(true), decodeK(false));
+              };
+            const fieldSum = tf.addN(offsets.map(([dy, dx], k) =>
+              tf.tidy(() => tf.slice(fieldNoise(k), [0, dy, dx, 0], [n, hh, ww, -1]))
+            ));
             decoded = tf.add(
               decode(map(packed, false)),
               tf.div(fieldSum, Math.sqrt(offsets.length)),
@@ -486,7 +478,8 @@ const sampleThroughLatents = (
           return offset ? tf.sub(decoded, offset) as tf.Tensor4D : decoded;
         },
         options.onTile
-          ? (done, total) => options.onTile!(s * total + done, o.samples * total)
+          ? (done, total) =>
+            options.onTile!(s * total + done, o.samples * total)
           : undefined,
       );
       return tf.clipByValue(after ? after(out) : out, 0, 1) as tf.Tensor4D;
