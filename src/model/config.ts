@@ -78,6 +78,8 @@ export interface ModelConfigInput {
   readonly linearCoupling?: boolean;
   /** See {@linkcode ModelConfig.stationaryScale}. */
   readonly stationaryScale?: boolean;
+  /** See {@linkcode ModelConfig.constantPriorScale}. */
+  readonly constantPriorScale?: boolean;
 }
 
 /** A finite number in `[min, max]` (`(min, max]` when `open`). */
@@ -126,6 +128,7 @@ export const ModelConfigCodec: t.Decoder<unknown, ModelConfigInput> = t.exact(
     jointShift: t.boolean,
     linearCoupling: t.boolean,
     stationaryScale: t.boolean,
+    constantPriorScale: t.boolean,
   }),
   "ModelConfig",
 );
@@ -199,8 +202,9 @@ export interface ModelConfig {
    * affine. Default false (the paper's affine coupling). An affine coupling's scale
    * depends on the content, so in flat regions it learns to expand the clean image's
    * tiny variation and decodes any latent noise there with a small gain; with additive
-   * couplings the only position-dependent scales are the injectors' (a function of the
-   * condition `h`). The scale channels of the coupling networks are kept (and ignored),
+   * couplings the position-dependent scales left are the injectors' (a function of the
+   * condition `h`) and the split priors' (a function of the kept half; constants with
+   * {@linkcode ModelConfig.constantPriorScale}, which the `"paper"` setting adds). The scale channels of the coupling networks are kept (and ignored),
    * so the parameters have the same layout either way.
    */
   readonly additiveCoupling: boolean;
@@ -259,6 +263,20 @@ export interface ModelConfig {
    * field existed load with `false`.
    */
   readonly stationaryScale: boolean;
+  /**
+   * The split priors' log-scale is a learned constant per emitted channel instead of a
+   * function of the kept half `z₁` (their mean stays one); `linearCoupling` implies it.
+   * With `additiveCoupling` the flow's log-det then depends on the condition only (the
+   * injectors', ActNorms' and 1x1 convolutions'), not on the image: no layer can expand
+   * the clean photos' flat regions more than busy ones. With content-dependent scales the
+   * flow does, and the translation `f⁻¹(f(x) + u)` decodes the shift's noise at the clean
+   * photo's own latent through that small gain: too little noise in flat regions (about
+   * half the real one under JPEG). Either change alone leaves it there; together they
+   * bring it most of the way and the real displacement of one crop, decoded on another,
+   * keeps its strength (README, _Fidelity_). The `"paper"` training setting uses both.
+   * Default false; checkpoints written before this field existed load with `false`.
+   */
+  readonly constantPriorScale: boolean;
 }
 
 /** The default configuration: small enough to train on a 2-core CPU in minutes. */
@@ -284,6 +302,7 @@ export const defaultConfig: ModelConfig = {
   jointShift: false,
   linearCoupling: false,
   stationaryScale: false,
+  constantPriorScale: false,
 };
 
 /** The sizes of the authors' configuration (NTIRE/AIM): L 3, K 16, hidden 64, RRDB 64/23/32. */
@@ -343,6 +362,7 @@ const FIELDS: readonly string[] = [
   "jointShift",
   "linearCoupling",
   "stationaryScale",
+  "constantPriorScale",
 ];
 const ENCODER_FIELDS: readonly string[] = ["nf", "nb", "gc"];
 
@@ -472,6 +492,7 @@ export const decodeStoredConfig = (
         jointShift: false,
         linearCoupling: false,
         stationaryScale: false,
+        constantPriorScale: false,
         ...stored,
         ...(width === undefined ? {} : { injectorHidden: width }),
       }

@@ -283,7 +283,10 @@ const levelMembers = (
       }),
   })),
   ...p.split.map((s): LevelMember => ({
-    bijector: () => split.bijector(s, { constantScale: config.linearCoupling }),
+    bijector: () =>
+      split.bijector(s, {
+        constantScale: config.linearCoupling || config.constantPriorScale,
+      }),
   })),
 ];
 
