@@ -106,7 +106,13 @@ Deno.test(
     const noise = await degradeImage(noisy, big, 3);
     const j = chooseSetting([jpeg], 64);
     assert.equal(j.setting, settings.paper);
-    assert.equal(j.setting.config, defaultConfig);
+    // The library's defaults with the content-independent gains (additive couplings,
+    // constant split-prior scales).
+    assert.deepEqual(j.setting.config, {
+      ...defaultConfig,
+      additiveCoupling: true,
+      constantPriorScale: true,
+    });
     assert.match(j.reason, /JPEG-compressed/);
     const n = chooseSetting([noise], 64);
     assert.equal(n.setting.name, "noise");
