@@ -147,7 +147,8 @@ export const trainSpec: CommandSpec = {
       codec: oneOf("auto", "noise", "paper"),
       value: "S",
       help: "noise (uncompressed noise: stationary linear flow, clean domain also from the " +
-        "degraded images downscaled by 4), paper (the paper's multi-scale flow with additive couplings; JPEG), or auto (default: " +
+        "degraded images downscaled by 4), paper (the paper's multi-scale flow with additive " +
+        "couplings; JPEG), or auto (default: " +
         "paper if the degraded images carry JPEG's 8×8 block grid, else noise)",
     },
     out: { codec: textArg, value: "DIR", help: `output folder (default ${DEFAULT_OUT})` },
