@@ -204,8 +204,9 @@ export interface ModelConfig {
    * tiny variation and decodes any latent noise there with a small gain; with additive
    * couplings the position-dependent scales left are the injectors' (a function of the
    * condition `h`) and the split priors' (a function of the kept half; constants with
-   * {@linkcode ModelConfig.constantPriorScale}, which the `"paper"` setting adds). The scale channels of the coupling networks are kept (and ignored),
-   * so the parameters have the same layout either way.
+   * {@linkcode ModelConfig.constantPriorScale}, which the `"paper"` setting adds). The
+   * scale channels of the coupling networks are kept (and ignored), so the parameters
+   * have the same layout either way.
    */
   readonly additiveCoupling: boolean;
   /**
@@ -265,13 +266,14 @@ export interface ModelConfig {
   readonly stationaryScale: boolean;
   /**
    * The split priors' log-scale is a learned constant per emitted channel instead of a
-   * function of the kept half `z₁` (their mean stays one); `linearCoupling` implies it.
-   * With `additiveCoupling` the flow's log-det then depends on the condition only (the
-   * injectors', ActNorms' and 1x1 convolutions'), not on the image: no layer can expand
-   * the clean photos' flat regions more than busy ones. With content-dependent scales the
-   * flow does, and the translation `f⁻¹(f(x) + u)` decodes the shift's noise at the clean
-   * photo's own latent through that small gain: too little noise in flat regions (about
-   * half the real one under JPEG). Either change alone leaves it there; together they
+   * function of the kept half `z₁` (the mean stays a function of `z₁`); `linearCoupling`
+   * implies it. With `additiveCoupling` the flow's log-det then depends on the condition
+   * only (the injectors', ActNorms' and 1x1 convolutions'), not on the image: no layer's
+   * gain depends on the photo's content beyond what the condition shows. With
+   * content-dependent scales the flow expands the clean photos' flat regions most, and the
+   * translation `f⁻¹(f(x) + u)` decodes the shift's noise at the clean photo's own latent
+   * through that small gain: too little noise in flat regions (about half the real one
+   * under JPEG). Either change alone leaves it there; together they
    * bring it most of the way and the real displacement of one crop, decoded on another,
    * keeps its strength (README, _Fidelity_). The `"paper"` training setting uses both.
    * Default false; checkpoints written before this field existed load with `false`.

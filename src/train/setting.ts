@@ -10,12 +10,14 @@
  *   (`cleanFromDegraded: 4`), so the shared flow learns the degraded scenes' content and
  *   the shift only the noise. Sample it over every offset of the block grid
  *   (`gridOffsets: 4^levels`). Trained for 2000 iterations by default.
- * - `"paper"` — the paper's multi-scale flow with this library's defaults ({@linkcode defaultConfig}),
- *   better where JPEG compressed the photos: a stationary Gaussian cannot place JPEG's
- *   artefacts on its 8×8 grid. Its couplings are additive and its split priors' scales
- *   constant (`additiveCoupling`, `constantPriorScale`), so that no layer's gain depends on
- *   the photo's own content, only on the condition: with the paper's affine couplings the
- *   flow expands flat regions and the translation decodes too little noise there. Trained for 600 iterations by default: longer runs let its
+ * - `"paper"` — the paper's multi-scale flow with this library's defaults
+ *   ({@linkcode defaultConfig}), better where JPEG compressed the photos: a stationary
+ *   Gaussian cannot place JPEG's artefacts on its 8×8 grid. Its couplings are additive and
+ *   its split priors' scales constant (`additiveCoupling`, `constantPriorScale`), so that no
+ *   layer's gain depends on the photo's own content, only on the condition: with the
+ *   paper's affine couplings the flow expands flat regions and the translation decodes too
+ *   little noise there (README, _A gain that does not depend on the photo_). Trained for
+ *   600 iterations by default (measured with the affine couplings): longer runs let its
  *   latent shift take up more of the two collections' content difference (the noise comes
  *   out 9–29 % too strong at 2000 iterations on the suite's JPEG families, mostly within
  *   10 % at 600) while the pairs gain about nothing downstream (README, _Why 600
