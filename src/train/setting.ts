@@ -17,11 +17,10 @@
  *   layer's gain depends on the photo's own content, only on the condition: with the
  *   paper's affine couplings the flow expands flat regions and the translation decodes too
  *   little noise there (README, _A gain that does not depend on the photo_). Trained for
- *   600 iterations by default (measured with the affine couplings): longer runs let its
- *   latent shift take up more of the two collections' content difference (the noise comes
- *   out 9–29 % too strong at 2000 iterations on the suite's JPEG families, mostly within
- *   10 % at 600) while the pairs gain about nothing downstream (README, _Why 600
- *   iterations_).
+ *   600 iterations by default (about 7.5 minutes on a free core): measured again with these
+ *   gains, 1200 and 2000 iterations bring the noise level and the spectra a little closer to
+ *   the real ones but cross no target, and the pairs do a little worse downstream (README,
+ *   _Why 600 iterations_); with the affine couplings longer runs made the noise too strong.
  *
  * {@linkcode chooseSetting} picks between them from the degraded photos alone, by whether
  * they carry JPEG's block grid ({@linkcode collectionBlockGridScore}).
