@@ -19,8 +19,9 @@
  *   little noise there (README, _A gain that does not depend on the photo_). Trained for
  *   600 iterations by default (about 7.5 minutes on a free core): measured again with these
  *   gains, 1200 and 2000 iterations bring the noise level and the spectra a little closer to
- *   the real ones but cross no target, and the pairs do a little worse downstream (README,
- *   _Why 600 iterations_); with the affine couplings longer runs made the noise too strong.
+ *   the real ones but cross no target, and at 1200 the pairs do a little worse downstream
+ *   (README, _Why 600 iterations_); with the affine couplings longer runs made the noise too
+ *   strong.
  *
  * {@linkcode chooseSetting} picks between them from the degraded photos alone, by whether
  * they carry JPEG's block grid ({@linkcode collectionBlockGridScore}).
