@@ -14,8 +14,26 @@ import {
   levelFeatures,
   withInverses,
 } from "../src/model/network.ts";
+import type { DeflowParams } from "../src/model/network.ts";
 import { disposeParams } from "../src/core/params.ts";
 import { maxAbsDiff, perturbedModel, read } from "./_helpers.ts";
+
+/**
+ * The image displacement that the latent displacement `d` decodes to: `decode(z + d) − x`,
+ * where `latents` (`z`) encode `x` under `features`.
+ */
+export const decodedDisplacement = (
+  params: DeflowParams,
+  config: ModelConfig,
+  x: tf.Tensor4D,
+  latents: readonly tf.Tensor4D[],
+  d: readonly tf.Tensor[],
+  features: readonly tf.Tensor4D[],
+): tf.Tensor4D =>
+  tf.tidy(() => {
+    const moved = latents.map((z, i) => tf.add(z, d[i]) as tf.Tensor4D);
+    return tf.sub(decodeWithFeatures(params, config, moved, features).x, x) as tf.Tensor4D;
+  });
 
 /**
  * For two images with the same conditioning features: the largest deviation of the
@@ -40,19 +58,8 @@ export const affinity = async (config: ModelConfig) => {
       avg.dispose();
     }
     const d = e1.latents.map((z, i) => tf.randomNormal(z.shape, 0, 0.5, "float32", 20 + i));
-    const moved = (e: typeof e1) =>
-      tf.tidy(() =>
-        decodeWithFeatures(
-          params,
-          config,
-          e.latents.map((z, i) => tf.add(z, d[i]) as tf.Tensor4D),
-          feats,
-        ).x
-      );
-    const y1 = moved(e1);
-    const y2 = moved(e2);
-    const r1 = tf.sub(y1, x1);
-    const r2 = tf.sub(y2, x2);
+    const r1 = decodedDisplacement(params, config, x1, e1.latents, d, feats);
+    const r2 = decodedDisplacement(params, config, x2, e2.latents, d, feats);
     const displacement = maxAbsDiff(await read(r1), await read(r2));
     const rScale = Math.max(...(await read(r1)).map(Math.abs));
     const logDet = maxAbsDiff(await read(e1.logDet), await read(e2.logDet));
@@ -61,7 +68,7 @@ export const affinity = async (config: ModelConfig) => {
     const ld1 = await read(e1.logDet);
     const inverseLogDet = maxAbsDiff(await read(back.logDet), ld1.map((v) => -v));
     tf.dispose([back.x, back.logDet]);
-    tf.dispose([x1, x2, cond, ...feats, mid, ...d, y1, y2, r1, r2]);
+    tf.dispose([x1, x2, cond, ...feats, mid, ...d, r1, r2]);
     for (const e of [e1, e2, em]) tf.dispose([...e.latents, e.logDet]);
     return { affine, displacement, rScale, logDet, roundTrip, inverseLogDet };
   } finally {

@@ -13,7 +13,6 @@ import { configOrThrow, decodeConfig, decodeStoredConfig } from "../src/model/co
 import type { ModelConfig } from "../src/model/config.ts";
 import { conditionInput } from "../src/model/conditioning.ts";
 import {
-  decodeWithFeatures,
   disposeInverses,
   encodeWithFeatures,
   initParams,
@@ -25,7 +24,7 @@ import { degrade, prepareSampler } from "../src/model/sample.ts";
 import { disposeParams } from "../src/core/params.ts";
 import { linearCoupling, type LinearCouplingParams } from "../src/layers/linearCoupling.ts";
 import { split } from "../src/layers/split.ts";
-import { affinity } from "./_content_probe.ts";
+import { affinity, decodedDisplacement } from "./_content_probe.ts";
 import {
   gpuTest,
   maxAbsDiff,
@@ -164,17 +163,9 @@ const stationarity = async (config: ModelConfig) => {
       if (!d.length) {
         d = e.latents.map((z, i) => tf.randomNormal(z.shape, 0, 0.5, "float32", 20 + i));
       }
-      const y = tf.tidy(() =>
-        decodeWithFeatures(
-          params,
-          config,
-          e.latents.map((z, i) => tf.add(z, d[i]) as tf.Tensor4D),
-          feats,
-        ).x
-      );
-      const r = tf.sub(y, x);
+      const r = decodedDisplacement(params, config, x, e.latents, d, feats);
       out.push({ r: await read(r), logDet: await read(e.logDet) });
-      tf.dispose([cond, ...feats, ...e.latents, e.logDet, y, r]);
+      tf.dispose([cond, ...feats, ...e.latents, e.logDet, r]);
     }
     tf.dispose([...xs, ...d]);
     return {
