@@ -22,6 +22,8 @@
  * K` sets another count).
  * `--batch B` / `--crop S` / `--config F` train an alternative to the CLI's defaults.
  * `--crop-align N` starts the training crops on multiples of N (`deflow train --crop-align`).
+ * `--shift-lr K` / `--contraction-lr K` set the learning-rate multiples of the latent shifts
+ * and of the contractions (`deflow train --shift-lr`, `--contraction-lr`).
  * `--same-scenes` is a **diagnostic**, not a fidelity result: the degraded domain is made
  * from the clean domain's own scenes, so the two collections have the same content and
  * whatever DeFlow still gets wrong is the method's, not the collections' content difference.
@@ -79,6 +81,7 @@ const { values: args } = parseArgs({
     crop: { type: "string" },
     "crop-align": { type: "string" },
     "shift-lr": { type: "string" },
+    "contraction-lr": { type: "string" },
     "clean-from-degraded": { type: "string" },
     "same-scenes": { type: "boolean", default: false },
     "copies-of-source": { type: "string" },
@@ -182,9 +185,10 @@ interface FamilyResult {
   readonly config: ModelConfig;
   readonly batch: number;
   readonly crop: number;
-  /** Crop-corner grid and shift learning-rate multiple of the run (older results lack them). */
+  /** Crop-corner grid and learning-rate multiples of the run (older results lack them). */
   readonly cropAlign?: number;
   readonly shiftLrMultiple?: number;
+  readonly contractionLrMultiple?: number;
   /** Factor of the downscaled degraded photos added to the clean domain (older results lack it). */
   readonly cleanFromDegraded?: number;
   /** With `cleanFromDegraded`: how much of the degradation its copies keep. */
@@ -260,6 +264,9 @@ const runFamily = async (name: string): Promise<void> => {
     ...(curve > 1 ? { checkpointEvery: every } : {}),
     lr: args.lr === undefined ? undefined : Number(args.lr),
     shiftLrMultiple: args["shift-lr"] === undefined ? undefined : Number(args["shift-lr"]),
+    contractionLrMultiple: args["contraction-lr"] === undefined
+      ? undefined
+      : Number(args["contraction-lr"]),
     cropAlign: args["crop-align"] === undefined ? undefined : Number(args["crop-align"]),
     cleanFromDegraded: args["clean-from-degraded"] === undefined
       ? pick?.setting.cleanFromDegraded
@@ -324,6 +331,7 @@ const runFamily = async (name: string): Promise<void> => {
   const runExtras = {
     cropAlign: ran.cropAlign,
     shiftLrMultiple: ran.shiftLrMultiple,
+    contractionLrMultiple: ran.contractionLrMultiple,
     cleanFromDegraded: ran.cleanFromDegraded,
     ...(ran.cleanFromDegraded
       ? { copyResidue: await copyResidue(degraded, source, ran.cleanFromDegraded, crop) }
@@ -389,6 +397,10 @@ const curveTable = (r: FamilyResult): string[] => {
     }${
       r.shiftLrMultiple !== undefined && r.shiftLrMultiple !== 1
         ? `, shift learning rate ×${r.shiftLrMultiple}`
+        : ""
+    }${
+      r.contractionLrMultiple !== undefined && r.contractionLrMultiple !== 1
+        ? `, contraction learning rate ×${r.contractionLrMultiple}`
         : ""
     }; intermediate ` +
     "points use the full run's learning-rate schedule):",
@@ -510,6 +522,7 @@ if (args.report) {
     ...(args.crop ? [`--crop=${args.crop}`] : []),
     ...(args["crop-align"] ? [`--crop-align=${args["crop-align"]}`] : []),
     ...(args["shift-lr"] ? [`--shift-lr=${args["shift-lr"]}`] : []),
+    ...(args["contraction-lr"] ? [`--contraction-lr=${args["contraction-lr"]}`] : []),
     ...(args["clean-from-degraded"]
       ? [`--clean-from-degraded=${args["clean-from-degraded"]}`]
       : []),

@@ -6,6 +6,7 @@ import { either as E } from "fp-ts";
 import { readImage, rgbImage, writePng } from "../src/image/io.ts";
 import { gridOffsetsHint } from "../src/cli/commands.ts";
 import { configOrThrow } from "../src/model/config.ts";
+import { trainDefaults } from "../src/train/loop.ts";
 import { makeData } from "./_trust_helpers.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
@@ -358,6 +359,24 @@ Deno.test("cli: without --config, train picks the setting and degrade spins ever
     assert.equal(j.config.linearCoupling, true);
     assert.equal(j.config.stationaryScale, true);
     assert.equal(j.run.cleanFromDegraded, 0);
+    assert.equal(j.run.contractionLrMultiple, trainDefaults.contractionLrMultiple);
+    // The paper setting's run records its contractions' rate; --contraction-lr sets it.
+    const rates = [[[], trainDefaults.contractionLrMultiple], [["--contraction-lr", "2.5"], 2.5]];
+    for (const [extra, want] of rates as [string[], number][]) {
+      const paper = await deflow(
+        dir,
+        "train",
+        ...["--clean", "clean", "--degraded", "degraded", "--backend", "wasm", "--out", "paper"],
+        ...["--iterations", "1", "--batch", "2", "--crop", "16", "--setting", "paper", ...extra],
+      );
+      assert.equal(paper.code, 0, paper.stderr);
+      const pj = JSON.parse(
+        (await deflow(dir, "info", "--model", "paper/checkpoint.safetensors", "--json")).stdout,
+      );
+      assert.equal(pj.config.additiveCoupling, true);
+      assert.equal(pj.run.contractionLrMultiple, want);
+      await Deno.remove(`${dir}/paper`, { recursive: true });
+    }
     const deg = await deflow(
       dir,
       ...["degrade", "--model", "run/checkpoint.safetensors", "--in", "clean", "--out", "d"],

@@ -7,7 +7,8 @@ import { tf } from "../src/tf.ts";
 import { flattenParams, isTrainablePath } from "../src/core/params.ts";
 import { configOrThrow, type ModelConfig } from "../src/model/config.ts";
 import { type RgbImage, rgbImage } from "../src/image/io.ts";
-import { readCheckpointInfo, saveCheckpoint } from "../src/io/checkpoint.ts";
+import { loadCheckpoint, readCheckpointInfo, saveCheckpoint } from "../src/io/checkpoint.ts";
+import { adamInit, disposeAdamState } from "../src/train/adam.ts";
 import { either as E } from "fp-ts";
 import type { DeflowParams } from "../src/model/network.ts";
 import { balancedBatch, nextBatch, samplerInit, type SamplerState } from "../src/train/sampler.ts";
@@ -16,7 +17,7 @@ import {
   denormalizeDegraded,
   normalizeDegraded,
 } from "../src/train/normalize.ts";
-import { train, type TrainOptions, type TrainProgress } from "../src/train/loop.ts";
+import { train, trainDefaults, type TrainOptions, type TrainProgress } from "../src/train/loop.ts";
 import { downscaledCopies } from "../src/train/cleanFromDegraded.ts";
 import { bicubicDownscale } from "../src/image/resize.ts";
 import { useBackend } from "./_helpers.ts";
@@ -299,24 +300,80 @@ Deno.test("train: finite, decreasing losses; tensor count flat across iterations
   assert.equal(tf.memory().numTensors, before);
 });
 
+/**
+ * Trains 1 and 3 steps with `over` and sorts the trainable leaves by the group they belong
+ * to: `frozen` lists the changed leaves among those `isFrozen` picks, `moved` counts the
+ * changed leaves per group (shift, contraction, other).
+ */
+const frozenLeaves = async (over: Partial<TrainOptions>, isFrozen: (path: string) => boolean) => {
+  const one = await train(base({ ...over, iterations: 1 }));
+  const three = await train(base({ ...over, iterations: 3 }));
+  const [a, b] = [await leafValues(one.params), await leafValues(three.params)];
+  const frozen: string[] = [];
+  const moved = { shift: 0, contraction: 0, other: 0 };
+  for (const [path, v] of a) {
+    if (!isTrainablePath(path)) continue;
+    const same = v.every((x, i) => x === b.get(path)![i]);
+    if (isFrozen(path) && !same) frozen.push(path);
+    const group = path.startsWith("shiftContractions.")
+      ? "contraction"
+      : path.startsWith("shifts.") || path.startsWith("shiftScales.")
+      ? "shift"
+      : "other";
+    if (!same) moved[group]++;
+  }
+  for (const r of [one, three]) tf.dispose(flattenParams(r.params).map((n) => n.tensor));
+  return { frozen, moved };
+};
+
 Deno.test("train: shiftLrMultiple 0 freezes the latent shifts, the run settings record it", async () => {
   await useBackend("wasm");
   const dir = await Deno.makeTempDir({ prefix: "deflow-train-shiftlr-" });
   try {
-    const one = await train(base({ iterations: 1, shiftLrMultiple: 0 }));
+    assert.ok(tiny.contractShift, "the tiny model has contractions");
+    const shiftFrozen = await frozenLeaves(
+      { shiftLrMultiple: 0 },
+      (p) => p.startsWith("shifts.") || p.startsWith("shiftScales."),
+    );
+    assert.deepEqual(shiftFrozen.frozen, [], "shift leaves changed with shiftLrMultiple 0");
+    assert.ok(shiftFrozen.moved.other > 10, `only ${shiftFrozen.moved.other} other leaves moved`);
+    assert.ok(shiftFrozen.moved.contraction > 0, "the contractions did not move");
+    const kFrozen = await frozenLeaves(
+      { contractionLrMultiple: 0 },
+      (p) => p.startsWith("shiftContractions."),
+    );
+    assert.deepEqual(kFrozen.frozen, [], "contractions changed with contractionLrMultiple 0");
+    assert.ok(kFrozen.moved.shift > 0, "the shifts did not move");
     const three = await train(base({ iterations: 3, shiftLrMultiple: 0, outDir: dir }));
-    const [a, b] = [await leafValues(one.params), await leafValues(three.params)];
-    let moved = 0;
-    for (const [path, v] of a) {
-      if (!isTrainablePath(path)) continue;
-      const same = v.every((x, i) => x === b.get(path)![i]);
-      if (path.startsWith("shifts.") || path.startsWith("shiftScales.")) {
-        assert.ok(same, `${path} changed with shiftLrMultiple 0`);
-      } else if (!same) moved++;
-    }
-    assert.ok(moved > 10, `only ${moved} other leaves moved`);
     const run = JSON.parse(await Deno.readTextFile(`${dir}/loss.json`)).run;
     assert.equal(run.shiftLrMultiple, 0);
+    assert.equal(run.contractionLrMultiple, trainDefaults.contractionLrMultiple);
+    const ckpt = `${dir}/checkpoint.safetensors`;
+    const resumed = await train(base({ iterations: 4, outDir: dir, resumeFrom: ckpt }));
+    tf.dispose(flattenParams(resumed.params).map((n) => n.tensor));
+    const run2 = JSON.parse(await Deno.readTextFile(`${dir}/loss.json`)).run;
+    assert.equal(run2.shiftLrMultiple, 0, "resuming keeps the checkpoint's shift multiple");
+    assert.equal(run2.contractionLrMultiple, trainDefaults.contractionLrMultiple);
+    // A checkpoint written before the option trained K at its shift multiple: resuming it
+    // keeps that rate.
+    const template = adamInit(three.params);
+    const loaded = await loadCheckpoint(ckpt, { params: three.params, optimizer: template });
+    disposeAdamState(template);
+    tf.dispose(flattenParams(three.params).map((n) => n.tensor));
+    assert.ok(E.isRight(loaded));
+    const { contractionLrMultiple: _, ...older } = (loaded.right.training as unknown as {
+      run: Record<string, unknown>;
+    }).run;
+    await saveCheckpoint(ckpt, {
+      ...loaded.right,
+      training: { ...loaded.right.training, run: { ...older, shiftLrMultiple: 3 } } as never,
+    });
+    tf.dispose(flattenParams(loaded.right.params).map((n) => n.tensor));
+    disposeAdamState(loaded.right.optimizer!);
+    const older4 = await train(base({ iterations: 5, outDir: dir, resumeFrom: ckpt }));
+    tf.dispose(flattenParams(older4.params).map((n) => n.tensor));
+    const run3 = JSON.parse(await Deno.readTextFile(`${dir}/loss.json`)).run;
+    assert.deepEqual([run3.shiftLrMultiple, run3.contractionLrMultiple], [3, 3]);
     assert.equal(run.cropAlign, 1, "crops start anywhere by default");
     await assert.rejects(
       () =>
@@ -328,10 +385,13 @@ Deno.test("train: shiftLrMultiple 0 freezes the latent shifts, the run settings 
         })),
       /cropAlign 2 differs from the run's 1/,
     );
-    for (const r of [one, three]) tf.dispose(flattenParams(r.params).map((n) => n.tensor));
     await assert.rejects(
       () => train(base({ iterations: 1, shiftLrMultiple: -1 })),
       /shiftLrMultiple must be a finite number ≥ 0, got -1/,
+    );
+    await assert.rejects(
+      () => train(base({ iterations: 1, contractionLrMultiple: NaN })),
+      /contractionLrMultiple must be a finite number ≥ 0, got NaN/,
     );
     await assert.rejects(
       () => train(base({ iterations: 1, cropAlign: 5 })),

@@ -98,6 +98,7 @@ export interface TrainArgs {
   readonly lr?: number;
   /** Learning-rate multiple of the latent shifts. */
   readonly "shift-lr"?: number;
+  readonly "contraction-lr"?: number;
   /** Downscale factor of the degraded photos added to the clean domain. */
   readonly "clean-from-degraded"?: number;
   /** Seed. */
@@ -181,6 +182,12 @@ export const trainSpec: CommandSpec = {
       value: "K",
       help:
         `learning-rate multiple of the latent shifts (default ${trainDefaults.shiftLrMultiple})`,
+    },
+    "contraction-lr": {
+      codec: numRangeArg(0, 1000),
+      value: "K",
+      help: "learning-rate multiple of the latent contractions (default " +
+        `${trainDefaults.contractionLrMultiple})`,
     },
     "clean-from-degraded": {
       codec: numRangeArg(0, 64),
@@ -459,6 +466,7 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
       cropAlign: a["crop-align"],
       lr: a.lr,
       shiftLrMultiple: a["shift-lr"],
+      contractionLrMultiple: a["contraction-lr"],
       cleanFromDegraded,
       seed: a.seed,
       outDir,

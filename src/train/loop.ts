@@ -79,6 +79,7 @@ export const trainDefaults: {
   readonly clipNorm: number;
   readonly emaDecay: number;
   readonly shiftLrMultiple: number;
+  readonly contractionLrMultiple: number;
   readonly cropAlign: number;
   readonly cleanFromDegraded: number;
 } = {
@@ -91,6 +92,7 @@ export const trainDefaults: {
   clipNorm: 100,
   emaDecay: 0.98,
   shiftLrMultiple: 1,
+  contractionLrMultiple: 1,
   cropAlign: 1,
   cleanFromDegraded: 0,
 };
@@ -160,14 +162,23 @@ export interface TrainOptions {
   /** Fractions of the run where the rate halves (default [0.5, 0.75, 0.9, 0.95]). */
   readonly milestones?: readonly number[];
   /**
-   * The latent shifts' parameters (`μ`, `M`, the scale heads `a(h)` and any contraction
-   * `K`) learn at this multiple of the learning rate (default 1; resuming: the
-   * checkpoint's). Adam moves
+   * The latent shifts' parameters (`μ`, `M` and the scale heads `a(h)`) learn at this
+   * multiple of the learning rate (default 1; resuming: the checkpoint's). Adam moves
    * each coordinate by about the learning rate per step, so in a run of a few thousand
    * steps `M` (entries of order 1, set from the initial flow's latents) can travel only
    * a few tenths, while the flow it must match keeps changing.
    */
   readonly shiftLrMultiple?: number;
+  /**
+   * The contractions' `K` (models with `contractShift`) learn at this multiple of the
+   * learning rate (default 1; resuming: the checkpoint's; checkpoints written before the
+   * option trained `K` at their `shiftLrMultiple`). `K` starts small (gains `G ≈ 0.99`) and
+   * a gain `g` needs `‖K‖ ≈ √(1/g − 1)`: at 1 × the 600 steps of the paper setting move each
+   * entry by at most 0.3 (gains ≥ 0.92), short of what JPEG removes. 4 × brings `jpeg`'s noise
+   * level closer but moves the held-out `camera`'s statistics the wrong way (README, _A
+   * faster contraction_: measured, not the default).
+   */
+  readonly contractionLrMultiple?: number;
   /**
    * Also train the clean domain on the degraded photos downscaled by this factor
    * (antialiased bicubic, rounded to 8 bits; copies smaller than the crop are left out), as
@@ -245,6 +256,8 @@ export interface RunSettings {
   readonly milestones: readonly number[];
   /** Learning-rate multiple of the latent shifts' parameters (1 in older checkpoints). */
   readonly shiftLrMultiple: number;
+  /** Learning-rate multiple of the contractions (older checkpoints: their `shiftLrMultiple`). */
+  readonly contractionLrMultiple: number;
   /** Gradient clip. */
   readonly clipNorm: number;
   /** Downscale factor of the degraded photos added to the clean domain (0: none). */
@@ -261,7 +274,12 @@ const RunSettingsCodec = t.intersection([
     milestones: t.array(t.number),
     clipNorm: t.number,
   }),
-  t.partial({ cropAlign: t.number, shiftLrMultiple: t.number, cleanFromDegraded: t.number }),
+  t.partial({
+    cropAlign: t.number,
+    shiftLrMultiple: t.number,
+    contractionLrMultiple: t.number,
+    cleanFromDegraded: t.number,
+  }),
 ], "RunSettings");
 
 const NullableNumber = t.union([t.number, t.null]);
@@ -344,6 +362,11 @@ const resolveSettings = (
     milestones: [...(o.milestones ?? saved?.milestones ?? trainDefaults.milestones)],
     shiftLrMultiple: o.shiftLrMultiple ??
       (saved ? saved.shiftLrMultiple ?? 1 : trainDefaults.shiftLrMultiple),
+    // Before the option, the shift's multiple applied to the contractions too.
+    contractionLrMultiple: o.contractionLrMultiple ??
+      (saved
+        ? saved.contractionLrMultiple ?? saved.shiftLrMultiple ?? 1
+        : trainDefaults.contractionLrMultiple),
     clipNorm: o.clipNorm ?? saved?.clipNorm ?? trainDefaults.clipNorm,
     cleanFromDegraded: o.cleanFromDegraded ??
       (saved ? saved.cleanFromDegraded ?? 0 : trainDefaults.cleanFromDegraded),
@@ -353,8 +376,10 @@ const resolveSettings = (
   checkInt("batch", s.batch, 1);
   checkInt("crop", s.crop, 1);
   checkInt("cropAlign", s.cropAlign, 1);
-  if (!(Number.isFinite(s.shiftLrMultiple) && s.shiftLrMultiple >= 0)) {
-    fail(`shiftLrMultiple must be a finite number ≥ 0, got ${s.shiftLrMultiple}`);
+  for (const name of ["shiftLrMultiple", "contractionLrMultiple"] as const) {
+    if (!(Number.isFinite(s[name]) && s[name] >= 0)) {
+      fail(`${name} must be a finite number ≥ 0, got ${s[name]}`);
+    }
   }
   if (!(Number.isFinite(s.lr) && s.lr >= 0)) fail(`lr must be a finite number ≥ 0, got ${s.lr}`);
   if (!(Number.isFinite(s.clipNorm) && s.clipNorm >= 0)) {
@@ -453,13 +478,15 @@ const writeArtifacts = async (
 };
 
 /**
- * `k` for the latent shifts' leaves (`shifts.*`, `shiftScales.*`, `shiftContractions.*`),
+ * The learning-rate multiple of a parameter leaf: `shift` for the latent shifts' leaves
+ * (`shifts.*`, `shiftScales.*`), `contraction` for the contractions' (`shiftContractions.*`),
  * 1 for the rest.
  */
-const shiftLrMultiple = (k: number) => (path: string): number =>
-  path.startsWith("shifts.") || path.startsWith("shiftScales.") ||
-    path.startsWith("shiftContractions.")
-    ? k
+const lrMultipleOf = (shift: number, contraction: number) => (path: string): number =>
+  path.startsWith("shiftContractions.")
+    ? contraction
+    : path.startsWith("shifts.") || path.startsWith("shiftScales.")
+    ? shift
     : 1;
 
 const ema = (prev: number, v: number, decay: number): number =>
@@ -714,7 +741,9 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
     });
   };
 
-  const lrMultiple = run.shiftLrMultiple !== 1 ? shiftLrMultiple(run.shiftLrMultiple) : undefined;
+  const lrMultiple = run.shiftLrMultiple !== 1 || run.contractionLrMultiple !== 1
+    ? lrMultipleOf(run.shiftLrMultiple, run.contractionLrMultiple)
+    : undefined;
   let lr = lrAt(Math.min(loop.step, run.iterations - 1));
   let interrupted = false;
   try {
