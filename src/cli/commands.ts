@@ -98,6 +98,7 @@ export interface TrainArgs {
   readonly lr?: number;
   /** Learning-rate multiple of the latent shifts. */
   readonly "shift-lr"?: number;
+  /** Learning-rate multiple of the latent contractions. */
   readonly "contraction-lr"?: number;
   /** Downscale factor of the degraded photos added to the clean domain. */
   readonly "clean-from-degraded"?: number;
