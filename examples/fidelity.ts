@@ -118,12 +118,13 @@ if (args.setting !== undefined && args.config !== undefined) {
   console.error("fidelity: --setting and --config exclude each other");
   Deno.exit(2);
 }
+/** A numeric command-line value, or `undefined` when the option was not given. */
+const optionalNumber = (v: string | undefined): number | undefined =>
+  v === undefined ? undefined : Number(v);
 /** `--from DIR`: evaluate the models trained in DIR (same families) instead of training. */
 const fromDir = args.from;
 const sameScenes = args["same-scenes"] ?? false;
-const copiesOfSource = args["copies-of-source"] === undefined
-  ? undefined
-  : Number(args["copies-of-source"]);
+const copiesOfSource = optionalNumber(args["copies-of-source"]);
 if (copiesOfSource !== undefined && !(Number.isFinite(copiesOfSource) && copiesOfSource > 1)) {
   console.error(`fidelity: --copies-of-source must be a number > 1, got ${copiesOfSource}`);
   Deno.exit(2);
@@ -146,8 +147,8 @@ const fewestIterations = iterationsArg ??
 const names = args.family ? args.family.split(",") : families.map((f) => f.name);
 for (const n of names) familyByName(n); // fail early on a typo
 const curve = Number(args.curve);
-const batchArg = args.batch === undefined ? undefined : Number(args.batch);
-const cropArg = args.crop === undefined ? undefined : Number(args.crop);
+const batchArg = optionalNumber(args.batch);
+const cropArg = optionalNumber(args.crop);
 if (
   !Number.isInteger(seed) || !(fewestIterations >= 1) || !Number.isInteger(curve) ||
   curve < 1 || curve > fewestIterations ||
@@ -262,12 +263,10 @@ const runFamily = async (name: string): Promise<void> => {
     crop,
     seed,
     ...(curve > 1 ? { checkpointEvery: every } : {}),
-    lr: args.lr === undefined ? undefined : Number(args.lr),
-    shiftLrMultiple: args["shift-lr"] === undefined ? undefined : Number(args["shift-lr"]),
-    contractionLrMultiple: args["contraction-lr"] === undefined
-      ? undefined
-      : Number(args["contraction-lr"]),
-    cropAlign: args["crop-align"] === undefined ? undefined : Number(args["crop-align"]),
+    lr: optionalNumber(args.lr),
+    shiftLrMultiple: optionalNumber(args["shift-lr"]),
+    contractionLrMultiple: optionalNumber(args["contraction-lr"]),
+    cropAlign: optionalNumber(args["crop-align"]),
     cleanFromDegraded: args["clean-from-degraded"] === undefined
       ? pick?.setting.cleanFromDegraded
       : Number(args["clean-from-degraded"]),

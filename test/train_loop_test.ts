@@ -7,7 +7,12 @@ import { tf } from "../src/tf.ts";
 import { flattenParams, isTrainablePath } from "../src/core/params.ts";
 import { configOrThrow, type ModelConfig } from "../src/model/config.ts";
 import { type RgbImage, rgbImage } from "../src/image/io.ts";
-import { loadCheckpoint, readCheckpointInfo, saveCheckpoint } from "../src/io/checkpoint.ts";
+import {
+  loadCheckpoint,
+  readCheckpointInfo,
+  saveCheckpoint,
+  type TrainingState,
+} from "../src/io/checkpoint.ts";
 import { adamInit, disposeAdamState } from "../src/train/adam.ts";
 import { either as E } from "fp-ts";
 import type { DeflowParams } from "../src/model/network.ts";
@@ -366,7 +371,10 @@ Deno.test("train: shiftLrMultiple 0 freezes the latent shifts, the run settings 
     }).run;
     await saveCheckpoint(ckpt, {
       ...loaded.right,
-      training: { ...loaded.right.training, run: { ...older, shiftLrMultiple: 3 } } as never,
+      training: {
+        ...loaded.right.training,
+        run: { ...older, shiftLrMultiple: 3 },
+      } as TrainingState,
     });
     tf.dispose(flattenParams(loaded.right.params).map((n) => n.tensor));
     disposeAdamState(loaded.right.optimizer!);
