@@ -85,6 +85,9 @@ if (!config.contractShift || !config.adaptiveShift) {
   Deno.exit(2);
 }
 
+/** Side of the training crops (the suite's and `deflow train`'s default crop). */
+const CROP = 64;
+
 // The degraded domain's training scenes, degraded as the suite degrades them.
 const collections = await loadCollections(defaultSplit);
 const degraded = await degradeImages(
@@ -93,7 +96,7 @@ const degraded = await degradeImages(
   11,
 );
 const crops = degraded.flatMap((img, i) =>
-  cropsOf(img, 64, 400).map((crop) => ({
+  cropsOf(img, CROP, 400).map((crop) => ({
     crop,
     scene: sceneOf(collections.names.degradedSource[i]),
   }))
@@ -163,7 +166,7 @@ const nll = (
     const logp = tf.sum(scaledLogProb(t.shifts[l], stats[l], w, scales2[l]));
     return tf.add(logp, tf.mul(logDetPerPosition, set.count * z.shape[1] * z.shape[2]));
   });
-  const dims = set.count * 64 * 64 * 3;
+  const dims = set.count * CROP * CROP * 3;
   return tf.div(tf.neg(tf.addN(perLatent)), dims * Math.LN2) as tf.Scalar;
 };
 
