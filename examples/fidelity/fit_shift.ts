@@ -43,9 +43,12 @@ import {
   levelFeatures,
 } from "../../src/model/network.ts";
 import { packShiftLatents } from "../../src/model/shiftLatents.ts";
-import { dequantize, disposeShiftStats, prepareShifts } from "../../src/model/objective.ts";
-import { scaledLogProb } from "../../src/layers/scaledShift.ts";
-import { contractionToShift } from "../../src/layers/latentContraction.ts";
+import {
+  degradedShiftLogProb,
+  dequantize,
+  disposeShiftStats,
+  prepareShifts,
+} from "../../src/model/objective.ts";
 import { adamInit, adamStep } from "../../src/train/adam.ts";
 import { degradeImages } from "../../src/degrade/types.ts";
 import { cropsOf, defaultSplit, loadCollections, sceneOf } from "./scenes.ts";
@@ -154,20 +157,11 @@ const nll = (
   template: Shift,
 ) =>
 (...leaves: tf.Tensor[]): tf.Scalar => {
-  const t = unflattenLike(template, leaves);
-  const scales2 = latentShiftScales({ ...P, ...t }, config, set.features, true)!;
-  const perLatent = set.z.map((z, l) => {
-    const { w, logDetPerPosition } = contractionToShift(
-      t.shiftContractions[l],
-      stats[l].contraction!,
-      z,
-      t.shifts[l].mu,
-    );
-    const logp = tf.sum(scaledLogProb(t.shifts[l], stats[l], w, scales2[l]));
-    return tf.add(logp, tf.mul(logDetPerPosition, set.count * z.shape[1] * z.shape[2]));
-  });
+  const params = { ...P, ...unflattenLike(template, leaves) };
+  const scales2 = latentShiftScales(params, config, set.features, true);
+  const logp = tf.sum(degradedShiftLogProb(params, config, stats, set.z, scales2));
   const dims = set.count * CROP * CROP * 3;
-  return tf.div(tf.neg(tf.addN(perLatent)), dims * Math.LN2) as tf.Scalar;
+  return tf.div(tf.neg(logp), dims * Math.LN2) as tf.Scalar;
 };
 
 let shift: Shift = {

@@ -105,6 +105,29 @@ export type LogLikelihood = {
   readonly degraded: tf.Tensor1D;
 };
 
+/**
+ * The degraded model's log-density of the shift latents (`packShiftLatents` of the flow's
+ * latents; with `config.contractShift` through the contraction, with `config.adaptiveShift`
+ * at the squared scales `scales2`), per sample in nats, without the flow's log-det.
+ * Differentiable in the shift parameters; `stats` from {@linkcode prepareShifts}.
+ */
+export const degradedShiftLogProb = (
+  params: DeflowParams,
+  config: ModelConfig,
+  stats: readonly ModelShiftStats[],
+  shiftLatents: readonly tf.Tensor4D[],
+  scales2: readonly tf.Tensor4D[] | null,
+): tf.Tensor1D =>
+  sumLogDets(
+    shiftLatents.map((z, i) => {
+      const { w, logDet } = throughContraction(params, config, stats[i], z, i);
+      const base = scales2
+        ? scaledLogProb(params.shifts[i], stats[i], w, scales2[i])
+        : latentShift.logProbDegraded(params.shifts[i], stats[i], w);
+      return logDet ? tf.add(base, logDet) as tf.Tensor1D : base;
+    }),
+  );
+
 const latentTerms = (
   params: DeflowParams,
   config: ModelConfig,
@@ -113,14 +136,12 @@ const latentTerms = (
   scales2: readonly tf.Tensor4D[] | null,
 ): { clean: tf.Tensor1D; degraded: tf.Tensor1D } => ({
   clean: sumLogDets(latents.map((z) => latentShift.logProbClean(z))),
-  degraded: sumLogDets(
-    packShiftLatents(config, latents).map((z, i) => {
-      const { w, logDet } = throughContraction(params, config, stats[i], z, i);
-      const base = scales2
-        ? scaledLogProb(params.shifts[i], stats[i], w, scales2[i])
-        : latentShift.logProbDegraded(params.shifts[i], stats[i], w);
-      return logDet ? tf.add(base, logDet) as tf.Tensor1D : base;
-    }),
+  degraded: degradedShiftLogProb(
+    params,
+    config,
+    stats,
+    packShiftLatents(config, latents),
+    scales2,
   ),
 });
 
