@@ -23,7 +23,8 @@
  * `--batch B` / `--crop S` / `--config F` train an alternative to the CLI's defaults.
  * `--crop-align N` starts the training crops on multiples of N (`deflow train --crop-align`).
  * `--shift-lr K` / `--contraction-lr K` set the learning-rate multiples of the latent shifts
- * and of the contractions (`deflow train --shift-lr`, `--contraction-lr`).
+ * and of the contractions (`deflow train --shift-lr`, `--contraction-lr`); `--average-decay D`
+ * samples the run's parameter average (`deflow train --average-decay`).
  * `--same-scenes` is a **diagnostic**, not a fidelity result: the degraded domain is made
  * from the clean domain's own scenes, so the two collections have the same content and
  * whatever DeFlow still gets wrong is the method's, not the collections' content difference.
@@ -82,6 +83,7 @@ const { values: args } = parseArgs({
     "crop-align": { type: "string" },
     "shift-lr": { type: "string" },
     "contraction-lr": { type: "string" },
+    "average-decay": { type: "string" },
     "clean-from-degraded": { type: "string" },
     "same-scenes": { type: "boolean", default: false },
     "copies-of-source": { type: "string" },
@@ -190,6 +192,8 @@ interface FamilyResult {
   readonly cropAlign?: number;
   readonly shiftLrMultiple?: number;
   readonly contractionLrMultiple?: number;
+  /** Decay of the parameter average that was sampled (older results lack it; 0: none). */
+  readonly averageDecay?: number;
   /** Factor of the downscaled degraded photos added to the clean domain (older results lack it). */
   readonly cleanFromDegraded?: number;
   /** With `cleanFromDegraded`: how much of the degradation its copies keep. */
@@ -266,6 +270,7 @@ const runFamily = async (name: string): Promise<void> => {
     lr: optionalNumber(args.lr),
     shiftLrMultiple: optionalNumber(args["shift-lr"]),
     contractionLrMultiple: optionalNumber(args["contraction-lr"]),
+    averageDecay: optionalNumber(args["average-decay"]),
     cropAlign: optionalNumber(args["crop-align"]),
     cleanFromDegraded: args["clean-from-degraded"] === undefined
       ? pick?.setting.cleanFromDegraded
@@ -331,6 +336,7 @@ const runFamily = async (name: string): Promise<void> => {
     cropAlign: ran.cropAlign,
     shiftLrMultiple: ran.shiftLrMultiple,
     contractionLrMultiple: ran.contractionLrMultiple,
+    averageDecay: ran.averageDecay,
     cleanFromDegraded: ran.cleanFromDegraded,
     ...(ran.cleanFromDegraded
       ? { copyResidue: await copyResidue(degraded, source, ran.cleanFromDegraded, crop) }
@@ -401,7 +407,7 @@ const curveTable = (r: FamilyResult): string[] => {
       r.contractionLrMultiple !== undefined && r.contractionLrMultiple !== 1
         ? `, contraction learning rate ×${r.contractionLrMultiple}`
         : ""
-    }; intermediate ` +
+    }${r.averageDecay ? `, parameter average ${r.averageDecay}` : ""}; intermediate ` +
     "points use the full run's learning-rate schedule):",
     "",
     `| step | train min | beats white | ${keys.map(label).join(" | ")} |`,
@@ -435,7 +441,9 @@ const familyTable = (r: FamilyResult): string[] => {
     "",
     `${r.summary}. Operator: \`${r.operator}\`. ${r.iterations} iterations, training ${
       r.trainSeconds.toFixed(0)
-    } s${r.cleanFromDegraded ? `, clean domain + degraded photos ÷${r.cleanFromDegraded}` : ""}${
+    } s${r.averageDecay ? `, sampled from the parameter average (decay ${r.averageDecay})` : ""}${
+      r.cleanFromDegraded ? `, clean domain + degraded photos ÷${r.cleanFromDegraded}` : ""
+    }${
       r.copyResidue
         ? ` (the copies keep ${
           (100 * r.copyResidue.ratio).toFixed(0)
@@ -522,6 +530,7 @@ if (args.report) {
     ...(args["crop-align"] ? [`--crop-align=${args["crop-align"]}`] : []),
     ...(args["shift-lr"] ? [`--shift-lr=${args["shift-lr"]}`] : []),
     ...(args["contraction-lr"] ? [`--contraction-lr=${args["contraction-lr"]}`] : []),
+    ...(args["average-decay"] ? [`--average-decay=${args["average-decay"]}`] : []),
     ...(args["clean-from-degraded"]
       ? [`--clean-from-degraded=${args["clean-from-degraded"]}`]
       : []),

@@ -464,6 +464,62 @@ Deno.test(
 );
 
 Deno.test(
+  "checkpoint: the optimiser's iterate (adam.x.*) round-trips; without it in the file none is made",
+  gpuTest,
+  async () => {
+    await useBackend("webgpu");
+    const dir = await tmpDir();
+    const { params, state, dispose } = fixture();
+    // An "average" and an iterate that differ from it in every entry.
+    const iterate = state.paths.map((_, i) => tf.tidy(() => tf.add(state.m[i], tf.scalar(1))));
+    const withIterate = { ...state, iterate };
+    const path = `${dir}/avg.safetensors`;
+    const template = makeTree();
+    await noLeak("iterate save/load", async () => {
+      await saveCheckpoint(path, { params, optimizer: withIterate, config, training });
+      const info = right(await readCheckpointInfo(path));
+      const names = info.tensors.map((t) => t.name);
+      for (const p of state.paths) assert.ok(names.includes(`adam.x.${p}`), `adam.x.${p} stored`);
+      const loaded = right(await loadCheckpoint(path, { params: template, optimizer: state }));
+      assert.deepEqual(await values(loaded.params), await values(params));
+      const got = loaded.optimizer!.iterate!;
+      assert.equal(got.length, state.paths.length);
+      for (let i = 0; i < got.length; i++) {
+        assert.deepEqual(await got[i].data(), await iterate[i].data());
+      }
+      disposeParams(loaded.params);
+      disposeAdamState(loaded.optimizer!);
+      // Sampling loads the parameters alone; the iterate is skipped like the moments.
+      const bare = right(await loadCheckpoint(path, { params: template }));
+      assert.deepEqual(await values(bare.params), await values(params));
+      disposeParams(bare.params);
+      // A file written without an iterate loads without one.
+      const plain = `${dir}/plain.safetensors`;
+      await saveCheckpoint(plain, { params, optimizer: state, config, training });
+      const p2 = right(await loadCheckpoint(plain, { params: template, optimizer: state }));
+      assert.equal(p2.optimizer!.iterate, undefined);
+      disposeParams(p2.params);
+      disposeAdamState(p2.optimizer!);
+    });
+    // An iterate that does not match the moments is refused before anything is written.
+    await assert.rejects(
+      () =>
+        saveCheckpoint(`${dir}/bad.safetensors`, {
+          params,
+          optimizer: { ...state, iterate: iterate.slice(1) },
+          config,
+          training,
+        }),
+      /iterate/,
+    );
+    tf.dispose(iterate);
+    dispose();
+    disposeParams(template);
+    await Deno.remove(dir, { recursive: true });
+  },
+);
+
+Deno.test(
   "checkpoint: readCheckpointInfo summarises without building tensors",
   gpuTest,
   async () => {

@@ -360,9 +360,13 @@ Deno.test("cli: without --config, train picks the setting and degrade spins ever
     assert.equal(j.config.stationaryScale, true);
     assert.equal(j.run.cleanFromDegraded, 0);
     assert.equal(j.run.contractionLrMultiple, trainDefaults.contractionLrMultiple);
-    // The paper setting's run records its contractions' rate; --contraction-lr sets it.
-    const rates = [[[], trainDefaults.contractionLrMultiple], [["--contraction-lr", "2.5"], 2.5]];
-    for (const [extra, want] of rates as [string[], number][]) {
+    // The paper setting's run records its contractions' rate and parameter average;
+    // --contraction-lr and --average-decay set them.
+    const rates = [
+      [[], trainDefaults.contractionLrMultiple, trainDefaults.averageDecay],
+      [["--contraction-lr", "2.5", "--average-decay", "0.9"], 2.5, 0.9],
+    ];
+    for (const [extra, want, wantAverage] of rates as [string[], number, number][]) {
       const paper = await deflow(
         dir,
         "train",
@@ -375,8 +379,16 @@ Deno.test("cli: without --config, train picks the setting and degrade spins ever
       );
       assert.equal(pj.config.additiveCoupling, true);
       assert.equal(pj.run.contractionLrMultiple, want);
+      assert.equal(pj.run.averageDecay, wantAverage);
       await Deno.remove(`${dir}/paper`, { recursive: true });
     }
+    const badDecay = await deflow(
+      dir,
+      "train",
+      ...["--clean", "clean", "--degraded", "degraded", "--out", "bad", "--average-decay", "1"],
+    );
+    assert.notEqual(badDecay.code, 0);
+    assert.match(badDecay.stderr, /--average-decay.*\[0, 1\)/);
     const deg = await deflow(
       dir,
       ...["degrade", "--model", "run/checkpoint.safetensors", "--in", "clean", "--out", "d"],

@@ -596,6 +596,95 @@ Deno.test("train: interrupted + resumed run equals the uninterrupted one", async
   }
 });
 
+Deno.test("train: averageDecay returns the bias-corrected average of the iterates, which resumes exactly", async () => {
+  await useBackend("wasm");
+  const d = 0.6;
+  // A constant learning rate, so that the first k steps of any run are the same iterates.
+  const flat = (over: Partial<TrainOptions>) => base({ milestones: [], lr: 2e-3, ...over });
+  const before = tf.memory().numTensors;
+  const iterates: Map<string, Float32Array>[] = [];
+  for (const k of [1, 2, 3]) {
+    const r = await train(flat({ iterations: k }));
+    iterates.push(await leafValues(r.params));
+    tf.dispose(flattenParams(r.params).map((n) => n.tensor));
+  }
+  const plain = await train(flat({ iterations: 3 }));
+  const avg = await train(flat({ iterations: 3, averageDecay: d }));
+  // Averaging does not change the optimiser's path.
+  assert.deepEqual(avg.history, plain.history);
+  const got = await leafValues(avg.params);
+  const w = [d * d, d, 1];
+  const wSum = w[0] + w[1] + w[2];
+  let differsFromLast = 0;
+  for (const [path, v] of got) {
+    const xs = iterates.map((m) => m.get(path)!);
+    if (!isTrainablePath(path)) {
+      assert.deepEqual(v, xs[2], `fixed leaf ${path}`);
+      continue;
+    }
+    for (let i = 0; i < v.length; i++) {
+      const want = (w[0] * xs[0][i] + w[1] * xs[1][i] + w[2] * xs[2][i]) / wSum;
+      const tol = 1e-6 + 1e-5 * Math.abs(want);
+      assert.ok(Math.abs(v[i] - want) <= tol, `${path}[${i}]: ${v[i]} vs ${want}`);
+      if (Math.abs(v[i] - xs[2][i]) > 10 * tol) differsFromLast++;
+    }
+  }
+  assert.ok(
+    differsFromLast > 100,
+    `the average differs from the last iterate (${differsFromLast})`,
+  );
+  for (const r of [plain, avg]) tf.dispose(flattenParams(r.params).map((n) => n.tensor));
+  assert.equal(tf.memory().numTensors, before);
+
+  // Interrupted at step 2 and resumed: the same average, the same history; the checkpoint's
+  // parameters (what sampling loads) are the average, and the run's decay cannot change.
+  const dirA = await Deno.makeTempDir({ prefix: "deflow-avg-a-" });
+  const dirB = await Deno.makeTempDir({ prefix: "deflow-avg-b-" });
+  try {
+    const a = await train(flat({ iterations: 5, averageDecay: d, outDir: dirA }));
+    const ctl = new AbortController();
+    const b1 = await train(flat({
+      iterations: 5,
+      averageDecay: d,
+      outDir: dirB,
+      signal: ctl.signal,
+      onProgress: (p) => {
+        if (p.event === "step" && p.step === 2) ctl.abort();
+      },
+    }));
+    assert.equal(b1.step, 2);
+    tf.dispose(flattenParams(b1.params).map((n) => n.tensor));
+    const ckpt = `${dirB}/checkpoint.safetensors`;
+    await assert.rejects(
+      () => train({ ...flat({ averageDecay: 0.9 }), outDir: dirB, resumeFrom: ckpt }),
+      /averageDecay 0.9 differs from the run's 0.6/,
+    );
+    const b = await train({
+      clean: cleanSet,
+      degraded: degradedSet,
+      outDir: dirB,
+      resumeFrom: ckpt,
+    });
+    assert.equal(b.step, 5);
+    assert.deepEqual(b.history, a.history);
+    const [va, vb] = [await leafValues(a.params), await leafValues(b.params)];
+    for (const [k, x] of va) assert.deepEqual(vb.get(k), x, `leaf ${k} differs`);
+    const model = await loadModel(`${dirA}/checkpoint.safetensors`);
+    const vm = await leafValues(model.params);
+    for (const [k, x] of va) assert.deepEqual(vm.get(k), x, `saved leaf ${k} is not the average`);
+    const run = JSON.parse(await Deno.readTextFile(`${dirA}/loss.json`)).run;
+    assert.equal(run.averageDecay, d);
+    tf.dispose(flattenParams(model.params).map((n) => n.tensor));
+    tf.dispose(flattenParams(a.params).map((n) => n.tensor));
+    tf.dispose(flattenParams(b.params).map((n) => n.tensor));
+    assert.equal(tf.memory().numTensors, before);
+  } finally {
+    await Deno.remove(dirA, { recursive: true });
+    await Deno.remove(dirB, { recursive: true });
+  }
+  await assert.rejects(() => train(flat({ iterations: 1, averageDecay: 1 })), /averageDecay/);
+});
+
 Deno.test("train: a corrupt or foreign checkpoint gives a clear error and changes nothing", async () => {
   await useBackend("wasm");
   const dir = await Deno.makeTempDir({ prefix: "deflow-train-bad-" });

@@ -68,6 +68,13 @@ export const numArg = (min: number, inclusive = false): t.Type<number, string> =
     false,
   );
 
+/** A number in `[0, 1)` given as text (a decay; 0 is allowed). */
+export const decayArg: t.Type<number, string, unknown> = numberFrom(
+  "a number in [0, 1)",
+  (n) => n >= 0 && n < 1,
+  false,
+);
+
 /** A finite number in `(min, max]` given as text. */
 export const numRangeArg = (min: number, max: number): t.Type<number, string> =>
   numberFrom(`a number in (${min}, ${max}]`, (n) => n > min && n <= max, false);

@@ -41,6 +41,7 @@ import { sizeMultiple } from "../model/layout.ts";
 import {
   CliError,
   type CommandSpec,
+  decayArg,
   flagArg,
   intArg,
   numArg,
@@ -102,6 +103,8 @@ export interface TrainArgs {
   readonly "contraction-lr"?: number;
   /** Downscale factor of the degraded photos added to the clean domain. */
   readonly "clean-from-degraded"?: number;
+  /** Decay of the parameter average (0: off). */
+  readonly "average-decay"?: number;
   /** Seed. */
   readonly seed?: number;
   /** Normalise the degraded domain. */
@@ -196,6 +199,12 @@ export const trainSpec: CommandSpec = {
       help: "also train the clean domain on the degraded images downscaled by F (> 1; 4 = the " +
         "condition's factor; 0: off; default: the setting's, 4 for noise, 0 for paper and with " +
         "--config)",
+    },
+    "average-decay": {
+      codec: decayArg,
+      value: "D",
+      help: "save the bias-corrected moving average of the parameters with decay D instead of " +
+        `the last step's (0: off; default ${trainDefaults.averageDecay})`,
     },
     seed: { codec: intArg(0, 0xffffffff), value: "S", help: "random seed (default 0)" },
     normalize: {
@@ -469,6 +478,7 @@ export const runTrain = async (a: TrainArgs): Promise<number> => {
       shiftLrMultiple: a["shift-lr"],
       contractionLrMultiple: a["contraction-lr"],
       cleanFromDegraded,
+      averageDecay: a["average-decay"],
       seed: a.seed,
       outDir,
       checkpointEvery: a["checkpoint-every"],

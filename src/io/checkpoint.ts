@@ -4,11 +4,13 @@
  *
  * Tensor names: `params.<path>` for each leaf of the parameter tree (`params` alone when
  * the tree is a single tensor), `adam.m.<path>` and `adam.v.<path>` for the moments of each
- * trainable leaf. Metadata (all strings):
+ * trainable leaf, and `adam.x.<path>` for the optimiser's own point when the parameters are a
+ * running average of its iterates (training with parameter averaging). Metadata (all strings):
  * - `deflow.format`: the checkpoint format version, {@linkcode CHECKPOINT_FORMAT} (`"1"`);
  * - `deflow.config`: the model config as JSON (opaque here; the model validates it);
  * - `deflow.training`: the {@linkcode TrainingState} as JSON;
- * - `deflow.adam`: `{"step": n}` as JSON, present when optimiser state was saved;
+ * - `deflow.adam`: `{"step": n}` as JSON, present when optimiser state was saved
+ *   (`{"step": n, "iterate": true}` when the `adam.x.*` tensors are stored too);
  * - `deflow.checksums`: `{"tensors": {name: crc}, "metadata": crc}` as JSON, the CRC-32
  *   (8 hex digits) of every tensor's stored bytes and of the other metadata entries.
  *
@@ -132,7 +134,10 @@ class JsonOf<A, O> extends t.Type<A, string, unknown> {
   }
 }
 
-const AdamMetaCodec = t.type({ step: NonNegativeInteger }, "AdamMeta");
+const AdamMetaCodec = t.intersection([
+  t.type({ step: NonNegativeInteger }),
+  t.partial({ iterate: t.literal(true) }),
+], "AdamMeta");
 
 const Crc = new t.Type<string, string, unknown>(
   "CRC32",
@@ -183,6 +188,11 @@ export interface AdamState {
   readonly m: readonly tf.Tensor[];
   /** Second-moment estimates, aligned with `paths`. */
   readonly v: readonly tf.Tensor[];
+  /**
+   * The optimiser's own point (the iterate), aligned with `paths`, when the parameters saved
+   * with this state are a running average of the iterates; absent when they are the iterate.
+   */
+  readonly iterate?: readonly tf.Tensor[];
 }
 
 /** What {@linkcode saveCheckpoint} writes. */
@@ -251,7 +261,7 @@ export interface CheckpointInfo {
 }
 
 const paramName = (path: string): string => (path === "" ? "params" : `params.${path}`);
-const momentName = (which: "m" | "v", path: string): string =>
+const momentName = (which: "m" | "v" | "x", path: string): string =>
   path === "" ? `adam.${which}` : `adam.${which}.${path}`;
 
 const TF_TO_ST: Readonly<Record<string, SafetensorsDtype>> = {
@@ -339,10 +349,15 @@ export const saveCheckpoint = async (path: string, ckpt: Checkpoint): Promise<vo
   const items: [string, tf.Tensor][] = named.map((n) => [paramName(n.path), n.tensor]);
   const opt = ckpt.optimizer;
   if (opt !== undefined) {
-    if (opt.m.length !== opt.paths.length || opt.v.length !== opt.paths.length) {
+    if (
+      opt.m.length !== opt.paths.length || opt.v.length !== opt.paths.length ||
+      (opt.iterate !== undefined && opt.iterate.length !== opt.paths.length)
+    ) {
       throw new Error(
         `saveCheckpoint: optimizer has ${opt.paths.length} paths, ${opt.m.length} m, ` +
-          `${opt.v.length} v tensors`,
+          `${opt.v.length} v${
+            opt.iterate !== undefined ? `, ${opt.iterate.length} iterate` : ""
+          } tensors`,
       );
     }
     const shapes = new Map(named.map((n) => [n.path, n.tensor.shape]));
@@ -351,7 +366,7 @@ export const saveCheckpoint = async (path: string, ckpt: Checkpoint): Promise<vo
       if (s === undefined) {
         throw new Error(`saveCheckpoint: optimizer moment for "${p}", which is not a parameter`);
       }
-      for (const x of [opt.m[i], opt.v[i]]) {
+      for (const x of [opt.m[i], opt.v[i], ...(opt.iterate ? [opt.iterate[i]] : [])]) {
         if (x.shape.join(",") !== s.join(",")) {
           throw new Error(
             `saveCheckpoint: moment of "${p}" has shape [${x.shape.join(", ")}], the ` +
@@ -360,6 +375,7 @@ export const saveCheckpoint = async (path: string, ckpt: Checkpoint): Promise<vo
         }
       }
       items.push([momentName("m", p), opt.m[i]], [momentName("v", p), opt.v[i]]);
+      if (opt.iterate) items.push([momentName("x", p), opt.iterate[i]]);
     });
   }
   for (const [name, x] of items) {
@@ -385,7 +401,9 @@ export const saveCheckpoint = async (path: string, ckpt: Checkpoint): Promise<vo
     "deflow.format": CHECKPOINT_FORMAT,
     "deflow.config": ckpt.config,
     "deflow.training": ckpt.training,
-    ...(opt !== undefined ? { "deflow.adam": { step: opt.step } } : {}),
+    ...(opt !== undefined
+      ? { "deflow.adam": { step: opt.step, ...(opt.iterate ? { iterate: true as const } : {}) } }
+      : {}),
   };
   const raw = CheckpointMetadataCodec.encode(meta as CheckpointMetadata) as Record<string, string>;
   const checksums = {
@@ -544,7 +562,8 @@ const readVerified = async (
  * (errors name the field path), checks that every template leaf (and, with
  * `template.optimizer`, every moment) is stored with the same shape and dtype, and that the
  * file holds no other `params.*` tensors nor any tensor outside `params.*`/`adam.*` (stored
- * moments are ignored when the template has no optimizer). All checks happen before any
+ * moments are ignored when the template has no optimizer). With `template.optimizer`, the
+ * iterate (`adam.x.*`) is loaded as `optimizer.iterate` when the file says it holds one. All checks happen before any
  * tensor is created, so a `Left` allocates nothing. The template's tensors are not used or
  * disposed. `source` is a file path or the file's bytes (e.g. fetched in a browser).
  */
@@ -569,11 +588,13 @@ export const loadCheckpoint = async <P extends ParamTree>(
     plan.push({ data: d.right, like: n.tensor });
   }
   const opt = template.optimizer;
-  const momentPlan: { m: DecodedTensor; v: DecodedTensor; like: tf.Tensor }[] = [];
+  const momentPlan: { m: DecodedTensor; v: DecodedTensor; x?: DecodedTensor; like: tf.Tensor }[] =
+    [];
   if (opt !== undefined) {
     if (m["deflow.adam"] === undefined) {
       return E.left(new Error(`${where}: the file holds no optimizer state (no deflow.adam)`));
     }
+    const withIterate = m["deflow.adam"].iterate === true;
     for (let i = 0; i < opt.paths.length; i++) {
       const p = opt.paths[i];
       const mm = expectTensor(where, tensors, momentName("m", p), opt.m[i]);
@@ -582,12 +603,20 @@ export const loadCheckpoint = async <P extends ParamTree>(
       if (E.isLeft(vv)) return vv;
       expected.add(momentName("m", p));
       expected.add(momentName("v", p));
-      momentPlan.push({ m: mm.right, v: vv.right, like: opt.m[i] });
+      let x: DecodedTensor | undefined;
+      if (withIterate) {
+        const xx = expectTensor(where, tensors, momentName("x", p), opt.m[i]);
+        if (E.isLeft(xx)) return xx;
+        expected.add(momentName("x", p));
+        x = xx.right;
+      }
+      momentPlan.push({ m: mm.right, v: vv.right, ...(x ? { x } : {}), like: opt.m[i] });
     }
   }
   const unexpected = [...tensors.keys()].filter((k) =>
     !expected.has(k) && !(opt === undefined && (k === "adam.m" || k === "adam.v" ||
-      k.startsWith("adam.m.") || k.startsWith("adam.v.")))
+      k === "adam.x" || k.startsWith("adam.m.") || k.startsWith("adam.v.") ||
+      k.startsWith("adam.x.")))
   );
   if (unexpected.length > 0) {
     const shown = unexpected.slice(0, 5).map((k) => `"${k}"`).join(", ");
@@ -613,6 +642,9 @@ export const loadCheckpoint = async <P extends ParamTree>(
       paths: [...opt.paths],
       m: momentPlan.map((q) => make(q.m, q.like)),
       v: momentPlan.map((q) => make(q.v, q.like)),
+      ...(m["deflow.adam"]!.iterate === true
+        ? { iterate: momentPlan.map((q) => make(q.x!, q.like)) }
+        : {}),
     };
     return E.right({
       params,

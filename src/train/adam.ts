@@ -73,9 +73,9 @@ export const adamInit = (params: ParamTree): AdamState => {
   };
 };
 
-/** Dispose every moment tensor of an Adam state. */
+/** Dispose every tensor of an Adam state: the moments and, when present, the iterate. */
 export const disposeAdamState = (state: AdamState): void => {
-  tf.dispose([...state.m, ...state.v]);
+  tf.dispose([...state.m, ...state.v, ...(state.iterate ?? [])]);
 };
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean =>

@@ -9,7 +9,8 @@
  * conditioning noise from `foldIn(stepSeed, s)` with `stepSeed = foldIn(seed, 3)` (saved in
  * the checkpoint as the training state's `rng`). The sampler state, the Adam moments and
  * step count, the loss averages and the skip counter are saved too, so a run interrupted
- * at a checkpoint and resumed gives the same parameters as an uninterrupted one.
+ * at a checkpoint and resumed gives the same parameters as an uninterrupted one (with
+ * `averageDecay`, the parameter average and its update count are saved too).
  *
  * **Learning rate.** The default base rate is 5e-4, not the paper's 1e-4/5e-5: the paper
  * trains the full model for 100k iterations, while the default (smaller) model is meant
@@ -37,7 +38,7 @@ import { canonicalJson } from "../core/json.ts";
 import { either as E } from "fp-ts";
 import { t } from "../iots.ts";
 import { tf } from "../tf.ts";
-import { disposeParams } from "../core/params.ts";
+import { disposeParams, flattenParams, mapParams } from "../core/params.ts";
 import { foldIn } from "../core/random.ts";
 import { removeStaleTemps, writeTextFileAtomic } from "../io/atomic.ts";
 import { configToJson, defaultConfig, type ModelConfig } from "../model/config.ts";
@@ -63,6 +64,7 @@ import {
   SamplerStateCodec,
 } from "./sampler.ts";
 import { copyFits, downscaledCopies } from "./cleanFromDegraded.ts";
+import { copyTrainable, disposeTrainable, foldIntoAverage } from "./average.ts";
 import { computeNormalization, DomainNormalizationCodec, normalizeDegraded } from "./normalize.ts";
 
 /** File name of the checkpoint inside `outDir`. */
@@ -82,6 +84,7 @@ export const trainDefaults: {
   readonly contractionLrMultiple: number;
   readonly cropAlign: number;
   readonly cleanFromDegraded: number;
+  readonly averageDecay: number;
 } = {
   batch: 8,
   crop: 64,
@@ -95,6 +98,7 @@ export const trainDefaults: {
   contractionLrMultiple: 1,
   cropAlign: 1,
   cleanFromDegraded: 0,
+  averageDecay: 0,
 };
 
 /** What the loop reports after every step, at checkpoints and at the end. */
@@ -188,6 +192,16 @@ export interface TrainOptions {
    * natural choice). Resuming: the checkpoint's (it must stay the same).
    */
   readonly cleanFromDegraded?: number;
+  /**
+   * Parameter averaging: the model the run returns and saves is an exponential moving
+   * average of the optimiser's iterates with this decay, bias-corrected (after `n` updates
+   * the weights `dⁿ⁻ⁱ` of iterates `i = 1…n` are normalised to sum to 1, so the start
+   * point has no weight). 0 (default) saves the last iterate. The checkpoint then holds the
+   * average as the parameters and the iterate with the optimiser state (`adam.x.*`), so
+   * sampling uses the average and resuming continues from the iterate. Resuming: the
+   * checkpoint's (it must stay the same).
+   */
+  readonly averageDecay?: number;
   /** Seed of all randomness (default 0; resuming: the checkpoint's). */
   readonly seed?: number;
   /** Where checkpoints, loss.json and loss.png go (none written when omitted). */
@@ -220,7 +234,7 @@ export interface TrainOptions {
 
 /** The result of {@linkcode train}. The caller owns (disposes) `params`. */
 export interface TrainResult {
-  /** Final parameters. */
+  /** Final parameters: the last iterate, or the parameter average with `averageDecay`. */
   readonly params: DeflowParams;
   /** The model configuration. */
   readonly config: ModelConfig;
@@ -262,6 +276,8 @@ export interface RunSettings {
   readonly clipNorm: number;
   /** Downscale factor of the degraded photos added to the clean domain (0: none). */
   readonly cleanFromDegraded: number;
+  /** Decay of the parameter average (0: none, as in checkpoints written before the option). */
+  readonly averageDecay: number;
 }
 
 const RunSettingsCodec = t.intersection([
@@ -279,6 +295,7 @@ const RunSettingsCodec = t.intersection([
     shiftLrMultiple: t.number,
     contractionLrMultiple: t.number,
     cleanFromDegraded: t.number,
+    averageDecay: t.number,
   }),
 ], "RunSettings");
 
@@ -302,6 +319,7 @@ const LoopStateCodec = t.intersection([
     normalization: DomainNormalizationCodec,
     data: DataCodec,
     lrChanges: t.array(LrChangeCodec),
+    averageSteps: t.number,
   }),
 ], "DeflowTrainingState");
 
@@ -335,6 +353,8 @@ interface LoopState {
   ema: { clean: number; degraded: number };
   consecutiveSkips: number;
   history: LossRecord[];
+  /** Updates folded into the parameter average so far. */
+  averageSteps: number;
 }
 
 const fail = (msg: string): never => {
@@ -370,6 +390,8 @@ const resolveSettings = (
     clipNorm: o.clipNorm ?? saved?.clipNorm ?? trainDefaults.clipNorm,
     cleanFromDegraded: o.cleanFromDegraded ??
       (saved ? saved.cleanFromDegraded ?? 0 : trainDefaults.cleanFromDegraded),
+    averageDecay: o.averageDecay ??
+      (saved ? saved.averageDecay ?? 0 : trainDefaults.averageDecay),
   };
   checkInt("seed", s.seed, -(2 ** 31));
   checkInt("iterations", s.iterations, 1);
@@ -390,6 +412,9 @@ const resolveSettings = (
       (Number.isFinite(s.cleanFromDegraded) && s.cleanFromDegraded > 1))
   ) {
     fail(`cleanFromDegraded must be 0 (off) or a finite number > 1, got ${s.cleanFromDegraded}`);
+  }
+  if (!(s.averageDecay >= 0 && s.averageDecay < 1)) {
+    fail(`averageDecay must be in [0, 1) (0: off), got ${s.averageDecay}`);
   }
   return s;
 };
@@ -440,9 +465,16 @@ const lossPlot = (history: readonly LossRecord[]): RgbImage =>
     },
   ]);
 
+/** The tensors of `params` at `paths`, in that order. */
+const leavesAt = (params: DeflowParams, paths: readonly string[]): tf.Tensor[] => {
+  const byPath = new Map(flattenParams(params).map((n) => [n.path, n.tensor]));
+  return paths.map((p) => byPath.get(p)!);
+};
+
 const writeArtifacts = async (
   outDir: string,
   state: TrainState,
+  average: DeflowParams | undefined,
   config: ModelConfig,
   run: RunSettings,
   loop: LoopState,
@@ -462,10 +494,13 @@ const writeArtifacts = async (
     ...(normalization ? { normalization } : {}),
     data,
     ...(loop.lrChanges.length > 0 ? { lrChanges: loop.lrChanges } : {}),
+    ...(average ? { averageSteps: loop.averageSteps } : {}),
   };
   await saveCheckpoint(path, {
-    params: state.params,
-    optimizer: state.adam,
+    params: average ?? state.params,
+    optimizer: average
+      ? { ...state.adam, iterate: leavesAt(state.params, state.adam.paths) }
+      : state.adam,
     config: configToJson(config),
     training,
   });
@@ -513,6 +548,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
   let run: RunSettings;
   let normalization: DomainNormalization | undefined;
   let state: TrainState | undefined;
+  let average: DeflowParams | undefined;
   let loop: LoopState;
   try {
     if (resumed) {
@@ -526,8 +562,18 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
         ...saved,
         cropAlign: saved.cropAlign ?? 1,
         cleanFromDegraded: saved.cleanFromDegraded ?? 0,
+        averageDecay: saved.averageDecay ?? 0,
       };
-      for (const k of ["seed", "batch", "crop", "cropAlign", "cleanFromDegraded"] as const) {
+      for (
+        const k of [
+          "seed",
+          "batch",
+          "crop",
+          "cropAlign",
+          "cleanFromDegraded",
+          "averageDecay",
+        ] as const
+      ) {
         const v = options[k];
         if (v !== undefined && v !== fixed[k]) {
           diffs.push(`${k} ${v} differs from the run's ${fixed[k]}`);
@@ -559,7 +605,26 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
       if (options.normalize === true && normalization === undefined) {
         fail(`normalize was requested but ${options.resumeFrom} was trained without it`);
       }
-      state = { params: resumed.params, adam: resumed.adam };
+      const { iterate, ...adam } = resumed.adam;
+      if ((run.averageDecay > 0) !== (iterate !== undefined)) {
+        fail(
+          `cannot resume ${options.resumeFrom}: its run averages the parameters ` +
+            `(averageDecay ${run.averageDecay}) but the file ${
+              iterate ? "holds an iterate" : "holds no iterate (adam.x.*)"
+            }`,
+        );
+      }
+      if (iterate) {
+        // The file's parameters are the average; the optimiser continues from its iterate.
+        const x = new Map(adam.paths.map((p, i) => [p, iterate[i]]));
+        average = resumed.params;
+        state = {
+          params: mapParams(resumed.params, (v, p) => x.get(p) ?? v),
+          adam,
+        };
+      } else {
+        state = { params: resumed.params, adam };
+      }
       loop = {
         step: resumed.training.step,
         stepSeed: resumed.training.rng,
@@ -571,6 +636,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
         consecutiveSkips: resumed.loop.consecutiveSkips,
         history: [...(resumed.training.lossHistory ?? [])],
         lrChanges: [...(resumed.loop.lrChanges ?? [])],
+        averageSteps: resumed.loop.averageSteps ?? 0,
       };
       if (run.lr !== saved.lr) loop.lrChanges.push({ step: loop.step, lr: run.lr });
     } else {
@@ -587,6 +653,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
         consecutiveSkips: 0,
         history: [],
         lrChanges: [],
+        averageSteps: 0,
       };
     }
     const m = sizeMultiple(config);
@@ -610,6 +677,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
     }
   } catch (e) {
     if (resumed) {
+      // The iterate's trainable leaves, if split off already, are resumed.adam.iterate's.
       disposeParams(resumed.params);
       disposeAdamState(resumed.adam);
     }
@@ -682,6 +750,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
     }
     tf.dispose([init.batch.x, init.batch.degradedMask, cond, xd]);
     state = { params, adam: adamInit(params) };
+    if (run.averageDecay > 0) average = copyTrainable(params);
   }
 
   const lrAt = multiStepLr({
@@ -719,6 +788,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
       checkpoint = await writeArtifacts(
         options.outDir,
         state!,
+        average,
         config,
         run,
         loop,
@@ -781,6 +851,10 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
         loop.consecutiveSkips++;
       } else {
         loop.consecutiveSkips = 0;
+        if (average) {
+          loop.averageSteps++;
+          average = foldIntoAverage(average, state.params, run.averageDecay, loop.averageSteps);
+        }
         loop.ema = {
           clean: ema(loop.ema.clean, r.clean, emaDecay),
           degraded: ema(loop.ema.degraded, r.degraded, emaDecay),
@@ -812,6 +886,7 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
     if (interrupted || loop.step === run.iterations) await save(lr);
     checkSkips();
   } catch (e) {
+    if (average) disposeTrainable(average);
     disposeParams(state.params);
     disposeAdamState(state.adam);
     if (e instanceof Error && e.message.startsWith("train:")) throw e;
@@ -827,8 +902,9 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
     skipped: false,
   });
   disposeAdamState(state.adam);
+  if (average) disposeTrainable(state.params);
   return {
-    params: state.params,
+    params: average ?? state.params,
     config,
     history: loop.history,
     step: loop.step,
