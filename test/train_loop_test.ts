@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { tf } from "../src/tf.ts";
-import { flattenParams, isTrainablePath } from "../src/core/params.ts";
+import { disposeParams, flattenParams, isTrainablePath } from "../src/core/params.ts";
 import { configOrThrow, type ModelConfig } from "../src/model/config.ts";
 import { type RgbImage, rgbImage } from "../src/image/io.ts";
 import {
@@ -27,6 +27,7 @@ import { downscaledCopies } from "../src/train/cleanFromDegraded.ts";
 import { bicubicDownscale } from "../src/image/resize.ts";
 import { useBackend } from "./_helpers.ts";
 import { loadModel } from "../src/cli/model.ts";
+import { loadModelCheckpoint } from "../src/io/model.ts";
 
 const tiny: ModelConfig = configOrThrow({
   levels: 2,
@@ -659,6 +660,24 @@ Deno.test("train: averageDecay returns the bias-corrected average of the iterate
       () => train({ ...flat({ averageDecay: 0.9 }), outDir: dirB, resumeFrom: ckpt }),
       /averageDecay 0.9 differs from the run's 0.6/,
     );
+    // The same checkpoint re-saved without the iterate cannot resume an averaging run.
+    const full = await loadModelCheckpoint(ckpt, { optimizer: adamInit });
+    const { iterate, ...moments } = full.optimizer!;
+    assert.equal(iterate?.length, moments.paths.length);
+    const stripped = `${dirB}/stripped.safetensors`;
+    await saveCheckpoint(stripped, {
+      params: full.params,
+      optimizer: moments,
+      config: full.info.config,
+      training: full.training,
+    });
+    disposeParams(full.params);
+    disposeAdamState(full.optimizer!);
+    await assert.rejects(
+      () => train({ ...flat({}), outDir: dirB, resumeFrom: stripped }),
+      /lacks the optimiser's iterate \(adam\.x\.\*\)/,
+    );
+    await Deno.remove(stripped);
     const b = await train({
       clean: cleanSet,
       degraded: degradedSet,

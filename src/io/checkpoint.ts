@@ -563,8 +563,8 @@ const readVerified = async (
  * `template.optimizer`, every moment) is stored with the same shape and dtype, and that the
  * file holds no other `params.*` tensors nor any tensor outside `params.*`/`adam.*` (stored
  * moments are ignored when the template has no optimizer). With `template.optimizer`, the
- * iterate (`adam.x.*`) is loaded as `optimizer.iterate` when the file says it holds one. All checks happen before any
- * tensor is created, so a `Left` allocates nothing. The template's tensors are not used or
+ * iterate (`adam.x.*`) is loaded as `optimizer.iterate` when the file says it holds one. All
+ * checks happen before any tensor is created, so a `Left` allocates nothing. The template's tensors are not used or
  * disposed. `source` is a file path or the file's bytes (e.g. fetched in a browser).
  */
 export const loadCheckpoint = async <P extends ParamTree>(

@@ -608,10 +608,9 @@ export const train = async (options: TrainOptions): Promise<TrainResult> => {
       const { iterate, ...adam } = resumed.adam;
       if ((run.averageDecay > 0) !== (iterate !== undefined)) {
         fail(
-          `cannot resume ${options.resumeFrom}: its run averages the parameters ` +
-            `(averageDecay ${run.averageDecay}) but the file ${
-              iterate ? "holds an iterate" : "holds no iterate (adam.x.*)"
-            }`,
+          `cannot resume ${options.resumeFrom}: the run's averageDecay is ${run.averageDecay}, ` +
+            `but the file ${iterate ? "holds" : "lacks"} the optimiser's iterate (adam.x.*), ` +
+            `which only a run with parameter averaging writes (an edited or corrupt file?)`,
         );
       }
       if (iterate) {
