@@ -607,7 +607,7 @@ Deno.test("train: averageDecay returns the bias-corrected average of the iterate
   for (const k of [1, 2, 3]) {
     const r = await train(flat({ iterations: k }));
     iterates.push(await leafValues(r.params));
-    tf.dispose(flattenParams(r.params).map((n) => n.tensor));
+    disposeParams(r.params);
   }
   const plain = await train(flat({ iterations: 3 }));
   const avg = await train(flat({ iterations: 3, averageDecay: d }));
@@ -634,7 +634,7 @@ Deno.test("train: averageDecay returns the bias-corrected average of the iterate
     differsFromLast > 100,
     `the average differs from the last iterate (${differsFromLast})`,
   );
-  for (const r of [plain, avg]) tf.dispose(flattenParams(r.params).map((n) => n.tensor));
+  for (const r of [plain, avg]) disposeParams(r.params);
   assert.equal(tf.memory().numTensors, before);
 
   // Interrupted at step 2 and resumed: the same average, the same history; the checkpoint's
@@ -654,7 +654,7 @@ Deno.test("train: averageDecay returns the bias-corrected average of the iterate
       },
     }));
     assert.equal(b1.step, 2);
-    tf.dispose(flattenParams(b1.params).map((n) => n.tensor));
+    disposeParams(b1.params);
     const ckpt = `${dirB}/checkpoint.safetensors`;
     await assert.rejects(
       () => train({ ...flat({ averageDecay: 0.9 }), outDir: dirB, resumeFrom: ckpt }),
@@ -693,9 +693,9 @@ Deno.test("train: averageDecay returns the bias-corrected average of the iterate
     for (const [k, x] of va) assert.deepEqual(vm.get(k), x, `saved leaf ${k} is not the average`);
     const run = JSON.parse(await Deno.readTextFile(`${dirA}/loss.json`)).run;
     assert.equal(run.averageDecay, d);
-    tf.dispose(flattenParams(model.params).map((n) => n.tensor));
-    tf.dispose(flattenParams(a.params).map((n) => n.tensor));
-    tf.dispose(flattenParams(b.params).map((n) => n.tensor));
+    disposeParams(model.params);
+    disposeParams(a.params);
+    disposeParams(b.params);
     assert.equal(tf.memory().numTensors, before);
   } finally {
     await Deno.remove(dirA, { recursive: true });

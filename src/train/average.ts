@@ -7,6 +7,7 @@
  */
 import { tf } from "../tf.ts";
 import { flattenParams, isTrainablePath, mapParams, type ParamTree } from "../core/params.ts";
+import { trainableParams } from "./adam.ts";
 
 /** A copy of the trainable leaves of `params`; the fixed (`const`) leaves are shared. */
 export const copyTrainable = <T extends ParamTree>(params: T): T =>
@@ -14,7 +15,7 @@ export const copyTrainable = <T extends ParamTree>(params: T): T =>
 
 /** Dispose the trainable leaves of `params` (not the fixed ones, which are shared). */
 export const disposeTrainable = (params: ParamTree): void =>
-  tf.dispose(flattenParams(params).filter((n) => isTrainablePath(n.path)).map((n) => n.tensor));
+  tf.dispose(trainableParams(params).map((n) => n.tensor));
 
 /**
  * The `n`-th update of the bias-corrected parameter average: `a + (x − a)·(1 − d)/(1 − dⁿ)`

@@ -38,7 +38,7 @@ import { canonicalJson } from "../core/json.ts";
 import { either as E } from "fp-ts";
 import { t } from "../iots.ts";
 import { tf } from "../tf.ts";
-import { disposeParams, flattenParams, mapParams } from "../core/params.ts";
+import { disposeParams, mapParams } from "../core/params.ts";
 import { foldIn } from "../core/random.ts";
 import { removeStaleTemps, writeTextFileAtomic } from "../io/atomic.ts";
 import { configToJson, defaultConfig, type ModelConfig } from "../model/config.ts";
@@ -52,7 +52,7 @@ import { type LossRecord, saveCheckpoint, type TrainingState } from "../io/check
 import { loadModelCheckpointTask, modelHeaderTask } from "../io/model.ts";
 import { type RgbImage, writePng } from "../image/io.ts";
 import { plotLines } from "../image/plot.ts";
-import { adamInit, type AdamState, disposeAdamState } from "./adam.ts";
+import { adamInit, type AdamState, disposeAdamState, trainableParams } from "./adam.ts";
 import { multiStepLr } from "./schedule.ts";
 import { type TrainState, trainStep } from "./step.ts";
 import {
@@ -465,12 +465,6 @@ const lossPlot = (history: readonly LossRecord[]): RgbImage =>
     },
   ]);
 
-/** The tensors of `params` at `paths`, in that order. */
-const leavesAt = (params: DeflowParams, paths: readonly string[]): tf.Tensor[] => {
-  const byPath = new Map(flattenParams(params).map((n) => [n.path, n.tensor]));
-  return paths.map((p) => byPath.get(p)!);
-};
-
 const writeArtifacts = async (
   outDir: string,
   state: TrainState,
@@ -499,7 +493,7 @@ const writeArtifacts = async (
   await saveCheckpoint(path, {
     params: average ?? state.params,
     optimizer: average
-      ? { ...state.adam, iterate: leavesAt(state.params, state.adam.paths) }
+      ? { ...state.adam, iterate: trainableParams(state.params).map((n) => n.tensor) }
       : state.adam,
     config: configToJson(config),
     training,
