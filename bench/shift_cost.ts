@@ -4,12 +4,14 @@
  * the joint shift against the default, `--option linearCoupling` the conditionally linear
  * couplings against the default (`stationaryScale` only with `linearCoupling`, in a list);
  * a comma-separated list (`linearCoupling,jointShift`) turns
- * the named options on together against all of them off. One training step each (batch 8, 64×64 crops, as the
+ * the named options on together against all of them off. `--config FILE` instead times the
+ * config in `FILE` (a `deflow train --config` file) against the paper setting's flow (what
+ * `deflow train` uses for JPEG'd photos). One training step each (batch 8, 64×64 crops, as the
  * CLI trains), interleaved, `--rounds N` pairs (default 10) after two warm-up pairs. Prints
  * the median of the per-pair time ratios and their range; absolute times on shared machines
  * are noise.
  *
- * `deno run -A bench/shift_cost.ts [--option contractShift|jointShift|linearCoupling|stationaryScale[,…]] [--rounds N]`
+ * `deno run -A bench/shift_cost.ts [--option contractShift|jointShift|linearCoupling|stationaryScale[,…] | --config FILE] [--rounds N]`
  *
  * @module
  */
@@ -21,10 +23,15 @@ import { initActNorms, initParams } from "../src/model/network.ts";
 import { conditionInput } from "../src/model/conditioning.ts";
 import { adamInit } from "../src/train/adam.ts";
 import { trainStep } from "../src/train/step.ts";
+import { settings } from "../src/train/setting.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { rounds: { type: "string" }, option: { type: "string", default: "contractShift" } },
+  options: {
+    rounds: { type: "string" },
+    option: { type: "string", default: "contractShift" },
+    config: { type: "string" },
+  },
 });
 const rounds = Number(values.rounds ?? 10);
 const option = values.option;
@@ -38,15 +45,41 @@ if (!(Number.isInteger(rounds) && rounds >= 1) || !names.every((n) => known.incl
   );
   Deno.exit(2);
 }
-/** The two configs compared: [without the options, with them]. */
-const pair: [Record<string, boolean>, Record<string, boolean>] = [
-  Object.fromEntries(names.map((n) => [n, false])),
-  Object.fromEntries(names.map((n) => [n, true])),
-];
+if (values.config !== undefined && Deno.args.some((a) => a.startsWith("--option"))) {
+  console.error("shift_cost: --option and --config exclude each other");
+  Deno.exit(2);
+}
+/** The `--config` file's contents (exit 2 with the reason when it cannot be read). */
+const readConfigFile = async (path: string): Promise<Record<string, unknown>> => {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    console.error(`shift_cost: --config ${path}: ${(e as Error).message}`);
+    Deno.exit(2);
+  }
+};
+/** The two configs compared: [without the options, with them], or [paper setting, FILE]. */
+const pair: [Record<string, unknown>, Record<string, unknown>] = values.config === undefined
+  ? [
+    Object.fromEntries(names.map((n) => [n, false])),
+    Object.fromEntries(names.map((n) => [n, true])),
+  ]
+  : [{ ...settings.paper.config }, await readConfigFile(values.config)];
+const label = values.config === undefined
+  ? `${option} on / off`
+  : `${values.config} / paper setting`;
+for (const input of pair) {
+  try {
+    configOrThrow(input);
+  } catch (e) {
+    console.error(`shift_cost: ${(e as Error).message}`);
+    Deno.exit(2);
+  }
+}
 await initBackend();
 
 /** A timed training step of a config. */
-const stepper = (input: Record<string, boolean>) => {
+const stepper = (input: Record<string, unknown>) => {
   const config = configOrThrow(input);
   const x = tf.randomUniform([8, 64, 64, 3], 0, 1, "float32", 21) as tf.Tensor4D;
   const degradedMask = tf.tensor1d([0, 1, 0, 1, 0, 1, 0, 1]);
@@ -79,7 +112,7 @@ for (let r = 0; r < rounds; r++) {
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
 const sorted = [...ratios].sort((a, b) => a - b);
 console.log(
-  `training step, ${option} on / off: median ratio ${median(ratios).toFixed(3)} ` +
+  `training step, ${label}: median ratio ${median(ratios).toFixed(3)} ` +
     `(range ${sorted[0].toFixed(3)}–${sorted[sorted.length - 1].toFixed(3)}, ${rounds} ` +
     `interleaved pairs); medians ${median(onMs).toFixed(0)} / ${median(offMs).toFixed(0)} ms`,
 );
