@@ -18,7 +18,8 @@
 import { parseArgs } from "node:util";
 import { tf } from "../src/tf.ts";
 import { initBackend } from "../src/core/backend.ts";
-import { configOrThrow } from "../src/model/config.ts";
+import { configOrThrow, type ModelConfig } from "../src/model/config.ts";
+import { readConfigFile } from "../src/cli/commands.ts";
 import { initActNorms, initParams } from "../src/model/network.ts";
 import { conditionInput } from "../src/model/conditioning.ts";
 import { adamInit } from "../src/train/adam.ts";
@@ -49,38 +50,29 @@ if (values.config !== undefined && Deno.args.some((a) => a.startsWith("--option"
   console.error("shift_cost: --option and --config exclude each other");
   Deno.exit(2);
 }
-/** The `--config` file's contents (exit 2 with the reason when it cannot be read). */
-const readConfigFile = async (path: string): Promise<Record<string, unknown>> => {
+/** The `--config` file's model (exit 2 with the CLI's one-line reason when it is not one). */
+const configFromFile = async (path: string): Promise<ModelConfig> => {
   try {
-    return JSON.parse(await Deno.readTextFile(path));
-  } catch (e) {
-    console.error(`shift_cost: --config ${path}: ${(e as Error).message}`);
-    Deno.exit(2);
-  }
-};
-/** The two configs compared: [without the options, with them], or [paper setting, FILE]. */
-const pair: [Record<string, unknown>, Record<string, unknown>] = values.config === undefined
-  ? [
-    Object.fromEntries(names.map((n) => [n, false])),
-    Object.fromEntries(names.map((n) => [n, true])),
-  ]
-  : [{ ...settings.paper.config }, await readConfigFile(values.config)];
-const label = values.config === undefined
-  ? `${option} on / off`
-  : `${values.config} / paper setting`;
-for (const input of pair) {
-  try {
-    configOrThrow(input);
+    return await readConfigFile(path);
   } catch (e) {
     console.error(`shift_cost: ${(e as Error).message}`);
     Deno.exit(2);
   }
-}
+};
+/** The two configs compared: [without the options, with them], or [paper setting, FILE]. */
+const pair: [ModelConfig, ModelConfig] = values.config === undefined
+  ? [
+    configOrThrow(Object.fromEntries(names.map((n) => [n, false]))),
+    configOrThrow(Object.fromEntries(names.map((n) => [n, true]))),
+  ]
+  : [settings.paper.config, await configFromFile(values.config)];
+const label = values.config === undefined
+  ? `${option} on / off`
+  : `${values.config} / paper setting`;
 await initBackend();
 
 /** A timed training step of a config. */
-const stepper = (input: Record<string, unknown>) => {
-  const config = configOrThrow(input);
+const stepper = (config: ModelConfig) => {
   const x = tf.randomUniform([8, 64, 64, 3], 0, 1, "float32", 21) as tf.Tensor4D;
   const degradedMask = tf.tensor1d([0, 1, 0, 1, 0, 1, 0, 1]);
   const c0 = conditionInput(x, { factor: config.conditionFactor, seed: 1 });

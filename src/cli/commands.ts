@@ -259,7 +259,11 @@ export const readFolder = async (
   return { images, names };
 };
 
-const readConfigFile = async (path: string): Promise<ModelConfig> => {
+/**
+ * Read and decode a model config JSON file (`--config`); a missing file, bad JSON or an
+ * invalid config throws a {@linkcode CliError} that names the file and the problem.
+ */
+export const readConfigFile = async (path: string): Promise<ModelConfig> => {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
