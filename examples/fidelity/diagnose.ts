@@ -27,6 +27,11 @@
  *   degraded domain's scenes (64×64 crops, conditioned as in training), per brightness bin, the
  *   multiplier `c` of `a(h)²` that maximises the degraded likelihood of the real latents
  *   (1 everywhere when `a(h)` has converged; the first shift latent);
+ * - the latents' mean variance per level (finest first) on the test crops, clean and really
+ *   degraded, and on 64×64 crops of the two training domains (`--same-scenes`: of a model
+ *   trained with the suite's `--same-scenes`, whose degraded domain is the clean scenes): how
+ *   much variance the degradation adds in the latent space where the shift adds its noise,
+ *   on the test scenes against the training ones;
  * - the cost of the shift's independence assumptions: the real degradation's latent
  *   displacement decoded at the clean latent as it is (exact), from another crop, from
  *   another crop per latent, and as a Gaussian with its covariance per latent or per
@@ -78,9 +83,10 @@ import {
   unpackShiftLatents,
 } from "../../src/model/shiftLatents.ts";
 
-const [checkpoint, familyName] = Deno.args;
+const sameScenes = Deno.args.includes("--same-scenes");
+const [checkpoint, familyName] = Deno.args.filter((a) => a !== "--same-scenes");
 if (!checkpoint || !familyName) {
-  console.error("usage: diagnose.ts CHECKPOINT FAMILY");
+  console.error("usage: diagnose.ts CHECKPOINT FAMILY [--same-scenes]");
   Deno.exit(2);
 }
 const family = familyByName(familyName);
@@ -265,6 +271,43 @@ for (let l = 0; l < zx.length; l++) {
   );
 }
 contractions.forEach(disposeContractionStats);
+
+/** Mean per-channel (centred) variance of each latent, finest first. */
+const meanVariances = async (zs: readonly tf.Tensor4D[]): Promise<string> => {
+  const out: string[] = [];
+  for (const z of zs) {
+    const v = (await z.data()) as Float32Array;
+    const c = z.shape[3];
+    const n = v.length / c;
+    const mean = new Float64Array(c);
+    for (let k = 0; k < v.length; k++) mean[k % c] += v[k] / n;
+    let ss = 0;
+    for (let k = 0; k < v.length; k++) ss += (v[k] - mean[k % c]) ** 2;
+    out.push((ss / v.length).toFixed(3));
+  }
+  return out.join(" / ");
+};
+{
+  const domainCrops = (imgs: readonly RgbImage[]) => imgs.flatMap((img) => cropsOf(img, 64, 12));
+  const trainClean = imagesToTensor(domainCrops(collections.clean));
+  const trainDegraded = imagesToTensor(
+    await degradeImages(
+      family.make(),
+      domainCrops(sameScenes ? collections.clean : collections.degradedSource),
+      79,
+    ),
+  );
+  const [zc, zd] = [encodeAll(trainClean), encodeAll(trainDegraded)];
+  row(
+    "latent variance per level, test crops",
+    `clean ${await meanVariances(zx)}; real degraded ${await meanVariances(zy)}`,
+  );
+  row(
+    `latent variance per level, training domains${sameScenes ? " (same scenes)" : ""}`,
+    `clean ${await meanVariances(zc)}; degraded ${await meanVariances(zd)}`,
+  );
+  tf.dispose([trainClean, trainDegraded, ...zc, ...zd]);
+}
 tf.dispose([...zx, ...zy]);
 
 if (config.adaptiveShift) {

@@ -258,7 +258,8 @@ export interface CopyResidue {
  * (white-noise-equivalent high-pass std, as the noise-level row). A degradation with
  * low-frequency parts (smoothed noise, JPEG's 8×8 blocks, 4:2:0 chroma) survives the
  * downscale and reaches the clean domain. (Measured with `--copies-of-source`: on
- * `smooth-jpeg` this residue is not what makes the noise come out weak; see the README.)
+ * `smooth-jpeg` this residue is not what makes the noise come out weak; see
+ * examples/fidelity/README.md.)
  */
 export const copyResidue = async (
   degraded: readonly RgbImage[],

@@ -4,7 +4,7 @@
  *
  * ```sh
  * deno run -A examples/fidelity/fit_shift.ts CHECKPOINT FAMILY OUT_CHECKPOINT \
- *   [--fit mu,m,k,scale] [--steps N] [--lr X] [--hold SCENE]
+ *   [--fit mu,m,k,scale] [--steps N] [--lr X] [--hold SCENE] [--same-scenes]
  * ```
  *
  * The flow is frozen. The degraded domain's training scenes (the fidelity suite's split,
@@ -15,6 +15,9 @@
  * block-coordinate maximum of the training objective in the shift's parameters: what
  * training would reach for them if they could move as far as the data ask (in 600 steps
  * Adam moves each coordinate by at most about 0.3).
+ *
+ * `--same-scenes` fits on the clean domain's scenes degraded instead, for a model trained
+ * with the suite's diagnostic `--same-scenes` (its degraded domain).
  *
  * `--hold SCENE` leaves one degraded scene (e.g. `motorcycle`) out of the fit and prints its
  * likelihood every 25 steps: does what the shift learns from the other scenes carry over to
@@ -62,6 +65,7 @@ const { values: args, positionals } = parseArgs({
     steps: { type: "string", default: "150" },
     lr: { type: "string", default: "0.01" },
     hold: { type: "string" },
+    "same-scenes": { type: "boolean", default: false },
   },
 });
 const [inPath, familyName, outPath] = positionals;
@@ -74,7 +78,7 @@ if (
 ) {
   console.error(
     "usage: fit_shift.ts CHECKPOINT FAMILY OUT_CHECKPOINT [--fit mu,m,k,scale] [--steps N] " +
-      "[--lr X] [--hold SCENE]",
+      "[--lr X] [--hold SCENE] [--same-scenes]",
   );
   Deno.exit(2);
 }
@@ -93,16 +97,13 @@ const CROP = 64;
 
 // The degraded domain's training scenes, degraded as the suite degrades them.
 const collections = await loadCollections(defaultSplit);
-const degraded = await degradeImages(
-  familyByName(familyName).make(),
-  collections.degradedSource,
-  11,
-);
+const sources = args["same-scenes"] ? collections.clean : collections.degradedSource;
+const sourceNames = args["same-scenes"]
+  ? collections.names.clean
+  : collections.names.degradedSource;
+const degraded = await degradeImages(familyByName(familyName).make(), sources, 11);
 const crops = degraded.flatMap((img, i) =>
-  cropsOf(img, CROP, 400).map((crop) => ({
-    crop,
-    scene: sceneOf(collections.names.degradedSource[i]),
-  }))
+  cropsOf(img, CROP, 400).map((crop) => ({ crop, scene: sceneOf(sourceNames[i]) }))
 );
 const scenes = [...new Set(crops.map((c) => c.scene))];
 if (args.hold !== undefined && !scenes.includes(args.hold)) {

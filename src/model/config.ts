@@ -217,7 +217,7 @@ export interface ModelConfig {
    * noise; `G` shrinks the clean latent in the directions the degraded photos lack.
    * `K` starts at `shiftInit / 10` (`G ≈ I`, the paper's shift) and is learned. Measured on
    * the fidelity suite's four tuning families at 600 iterations: better on 34 of their 44
-   * statistics (README, _Fidelity_). Checkpoints written before this field existed load
+   * statistics (examples/fidelity/README.md). Checkpoints written before this field existed load
    * with `false`.
    */
   readonly contractShift: boolean;
@@ -230,7 +230,7 @@ export interface ModelConfig {
    * split priors, noise in a coarse latent shifts the finer latents' means, and the real
    * displacement of a finer latent compensates. Per-latent shifts sample the levels
    * independently and decode that missing compensation as low-frequency blotches
-   * (measured in the README, _Fidelity_). The scale head `a(h)` runs on the coarsest
+   * (measured in examples/fidelity/README.md). The scale head `a(h)` runs on the coarsest
    * level's features. Default false; checkpoints written before this field existed load
    * with `false`.
    */
@@ -242,12 +242,12 @@ export interface ModelConfig {
    * `f(x; h) = A(h)·x + b(h)`, so a latent shift decodes to the same image displacement
    * `A(h)⁻¹·u` whatever the photo's content: the content-independent degradation that the
    * latent shift assumes. With the paper's couplings the flow's response to a latent
-   * displacement depends on the content it is added to (measured in the README,
-   * _Fidelity_), which biases and coarsens the sampled noise. The price: the clean
+   * displacement depends on the content it is added to (measured in
+   * examples/fidelity/README.md), which biases and coarsens the sampled noise. The price: the clean
    * domain's model given `h` is Gaussian, and a degradation that depends on the content
    * beyond `h` (JPEG) can only be learned on average. Use it with `jointShift`, and sample
    * with `SampleOptions.gridOffsets` for degradations that do not follow the image's 8×8
-   * grid; measured against the default in the README, _Fidelity_. Default false;
+   * grid; measured against the default in examples/fidelity/README.md. Default false;
    * checkpoints written before this field existed load with `false`.
    */
   readonly linearCoupling: boolean;
@@ -258,8 +258,8 @@ export interface ModelConfig {
    * latent shift of one shape then decodes to image noise of one shape everywhere. With
    * condition-dependent scales, `A(h)`'s gain varies from place to place, differently per
    * latent direction, and a shift whose covariance is shared by all positions (only scaled
-   * by `a(h)`) decodes to noise that is too strong where the gain is high (measured in the
-   * README, _Fidelity_). The price: the clean model given `h` has one covariance
+   * by `a(h)`) decodes to noise that is too strong where the gain is high (measured in
+   * examples/fidelity/README.md). The price: the clean model given `h` has one covariance
    * everywhere. Default false; requires `linearCoupling`; checkpoints written before this
    * field existed load with `false`.
    */
@@ -275,7 +275,7 @@ export interface ModelConfig {
    * through that small gain: too little noise in flat regions (about half the real one
    * under JPEG). Either change alone leaves it there; together they
    * bring it most of the way and the real displacement of one crop, decoded on another,
-   * keeps its strength (README, _Fidelity_). The `"paper"` training setting uses both.
+   * keeps its strength (examples/fidelity/README.md). The `"paper"` training setting uses both.
    * Default false; checkpoints written before this field existed load with `false`.
    */
   readonly constantPriorScale: boolean;

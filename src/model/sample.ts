@@ -111,7 +111,7 @@ export interface SampleOptions {
    *   `ŷ = f⁻¹(μ + G·f(x)) + f⁻¹(μ + G·(ε + a·M·n)) − f⁻¹(μ + G·ε)`.
    *   The shift's noise is fitted to the degraded photos' marginal, i.e. where the latents
    *   are typical; in flat regions a photo's own latent is not (the flow expands them
-   *   most), and decoding the noise there weakens it (measured in the README, _Fidelity_).
+   *   most), and decoding the noise there weakens it (measured in examples/fidelity/README.md).
    *   Costs two more decodes; τ = 0 still returns `x`. Ignored by `restore`.
    */
   readonly noiseAt?: "input" | "prior";

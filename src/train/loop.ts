@@ -155,7 +155,7 @@ export interface TrainOptions {
    * flow's squeeze grid at one phase in every training crop and when `degrade` runs on a
    * whole image, instead of at all 64 phases: measured, the degraded domain's NLL drops by
    * 0.10–0.12 bits/dim on JPEG degradations, but the samples' statistics did not improve
-   * consistently, so it is not the default (see the README's _Fidelity_).
+   * consistently, so it is not the default (see examples/fidelity/README.md).
    */
   readonly cropAlign?: number;
   /**
@@ -179,8 +179,8 @@ export interface TrainOptions {
    * option trained `K` at their `shiftLrMultiple`). `K` starts small (gains `G ≈ 0.99`) and
    * a gain `g` needs `‖K‖ ≈ √(1/g − 1)`: at 1 × the 600 steps of the paper setting move each
    * entry by at most 0.3 (gains ≥ 0.92), short of what JPEG removes. 4 × brings `jpeg`'s noise
-   * level closer but moves the held-out `camera`'s statistics the wrong way (README, _A
-   * faster contraction_: measured, not the default).
+   * level closer but moves the held-out `camera`'s statistics the wrong way
+   * (examples/fidelity/README.md, _A faster contraction_: measured, not the default).
    */
   readonly contractionLrMultiple?: number;
   /**

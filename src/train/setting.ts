@@ -2,7 +2,7 @@
  * The training setting for a degraded collection: which model config and which
  * clean-domain option fit the kind of degradation its photos show.
  *
- * Two settings, each the best measured on its kind of degradation (README, _Fidelity_):
+ * Two settings, each the best measured on its kind of degradation (examples/fidelity/README.md):
  *
  * - `"noise"` — uncompressed noise (grain, Poisson–Gaussian, blur + noise): a flow affine in
  *   the image with one gain everywhere (`linearCoupling`, `jointShift`, `stationaryScale`),
@@ -16,12 +16,12 @@
  *   its split priors' scales constant (`additiveCoupling`, `constantPriorScale`), so that no
  *   layer's gain depends on the photo's own content, only on the condition: with the
  *   paper's affine couplings the flow expands flat regions and the translation decodes too
- *   little noise there (README, _A gain that does not depend on the photo_). Trained for
- *   600 iterations by default (about 7.5 minutes on a free core): measured again with these
- *   gains, 1200 and 2000 iterations bring the noise level and the spectra a little closer to
- *   the real ones but cross no target, and at 1200 the pairs do a little worse downstream
- *   (README, _Why 600 iterations_); with the affine couplings longer runs made the noise too
- *   strong.
+ *   little noise there (examples/fidelity/README.md, _A gain that does not depend on the
+ *   photo_). Trained for 600 iterations by default (about 7.5 minutes on a free core):
+ *   measured again with these gains, 1200 and 2000 iterations bring the noise level and the
+ *   spectra a little closer to the real ones but cross no target, and at 1200 the pairs do a little worse downstream
+ *   (examples/fidelity/README.md, _Why 600 iterations_); with the affine couplings longer
+ *   runs made the noise too strong.
  *
  * {@linkcode chooseSetting} picks between them from the degraded photos alone, by whether
  * they carry JPEG's block grid ({@linkcode collectionBlockGridScore}).
@@ -46,7 +46,7 @@ export interface TrainingSetting {
   readonly cleanFromDegraded: number;
   /**
    * Iterations of a fresh run when none are asked for: the length measured best for this
-   * setting within 30 minutes of one CPU core (README, _Fidelity_).
+   * setting within 30 minutes of one CPU core (examples/fidelity/README.md).
    */
   readonly iterations: number;
 }

@@ -1,0 +1,157 @@
+/**
+ * How much of a degradation the unpaired collections show, against how much their content
+ * differs. For each family of the suite it degrades the degraded domain's source photos and
+ * the test photos with the suite's seeds and prints, per channel, the white-noise-equivalent
+ * noise level (`noiseStd`: the high-pass residual, the suite's "noise level") as changes:
+ *
+ * - **content**: the degraded domain's clean sources against the clean domain (no
+ *   degradation at all: what the scenes differ by);
+ * - **paired, degraded scenes** / **paired, test scenes**: what the degradation does to
+ *   the same photos (the truth the model should learn, and what the suite scores);
+ * - **unpaired**: the degraded collection against the clean collection, which is all an
+ *   unpaired method sees.
+ *
+ * Where the content gap is as large as the paired change, or of the other sign, the
+ * marginals do not tell the model how much the degradation changes the noise level.
+ *
+ * ```sh
+ * deno run -A examples/fidelity/content_gap.ts [--seed S] [--family jpeg,camera]
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { initBackend } from "../../src/core/backend.ts";
+import { foldIn } from "../../src/core/random.ts";
+import { degradeImages } from "../../src/degrade/types.ts";
+import { noiseStd } from "../../src/eval/stats.ts";
+import type { Degradation } from "../../src/degrade/types.ts";
+import type { RgbImage } from "../../src/image/io.ts";
+import { diagnosticFamilies, families, familyByName } from "./families.ts";
+import { type Collections, cropsOf, defaultSplit, loadCollections, sceneOf } from "./scenes.ts";
+
+/** One value per channel (R, G, B). */
+export type Rgb3 = readonly [number, number, number];
+
+/** Noise levels (white-noise-equivalent high-pass std, per channel) of one degradation. */
+export interface ContentGap {
+  /** The clean domain's photos. */
+  readonly clean: Rgb3;
+  /** The degraded domain's photos before the degradation (its clean sources). */
+  readonly source: Rgb3;
+  /** The degraded domain's photos: the sources degraded (seed `foldIn(seed, 1)`, as the suite). */
+  readonly degraded: Rgb3;
+  /** The suite's test crops (128×128), clean. */
+  readonly test: Rgb3;
+  /** The test crops' true degradation (seed `foldIn(seed, 2)`, as the suite). */
+  readonly testDegraded: Rgb3;
+}
+
+/**
+ * The noise levels that compare a degradation's paired effect with the collections' content
+ * difference: `degraded / source` and `testDegraded / test` are what the degradation does,
+ * `source / clean` what the scenes differ by, and `degraded / clean` all that an unpaired
+ * method sees.
+ */
+export const contentGap = async (
+  op: Degradation,
+  col: Pick<Collections, "clean" | "degradedSource" | "test">,
+  seed: number,
+): Promise<ContentGap> => {
+  const testCrops = col.test.flatMap((img) => cropsOf(img, 128));
+  return {
+    clean: noiseStd(col.clean),
+    source: noiseStd(col.degradedSource),
+    degraded: noiseStd(await degradeImages(op, col.degradedSource, foldIn(seed, 1))),
+    test: noiseStd(testCrops),
+    testDegraded: noiseStd(await degradeImages(op, testCrops, foldIn(seed, 2))),
+  };
+};
+
+/**
+ * How much the noise level varies from scene to scene: per channel, the standard deviation
+ * over scenes of the log noise level (a scene's photos pooled). Two collections of `n` scenes
+ * drawn alike differ by about `spread·√(2/n)` from their content alone.
+ */
+export const sceneSpread = (
+  photos: readonly { readonly scene: string; readonly image: RgbImage }[],
+): Rgb3 => {
+  const scenes = [...new Set(photos.map((p) => p.scene))];
+  if (scenes.length < 2) throw new RangeError("sceneSpread: needs photos of two scenes or more");
+  const logs = scenes.map((s) =>
+    noiseStd(photos.filter((p) => p.scene === s).map((p) => p.image)).map(Math.log)
+  );
+  return [0, 1, 2].map((c) => {
+    const m = logs.reduce((a, l) => a + l[c], 0) / logs.length;
+    return Math.sqrt(logs.reduce((a, l) => a + (l[c] - m) ** 2, 0) / (logs.length - 1));
+  }) as [number, number, number];
+};
+
+/** Relative change `a / b − 1` per channel, in per cent. */
+const change = (a: Rgb3, b: Rgb3): string =>
+  a.map((v, c) => `${v / b[c] >= 1 ? "+" : "−"}${Math.abs(100 * (v / b[c] - 1)).toFixed(1)}`)
+    .join(" / ") + " %";
+
+const main = async (): Promise<void> => {
+  let values: { seed?: string; family?: string };
+  try {
+    values = parseArgs({
+      args: Deno.args,
+      options: { seed: { type: "string", default: "1" }, family: { type: "string" } },
+    }).values;
+  } catch (e) {
+    console.error(`content_gap: ${(e as Error).message}`);
+    Deno.exit(2);
+  }
+  const seed = Number(values.seed);
+  if (!Number.isInteger(seed) || seed < 1) {
+    console.error(`content_gap: --seed must be a positive integer, got ${values.seed}`);
+    Deno.exit(2);
+  }
+  const chosen = values.family
+    ? values.family.split(",").map((n) => n.trim()).filter((n) => n.length > 0)
+    : [...families, ...diagnosticFamilies].map((f) => f.name);
+  let picked;
+  try {
+    picked = chosen.map(familyByName);
+  } catch (e) {
+    console.error(`content_gap: ${(e as Error).message}`);
+    Deno.exit(2);
+  }
+  await initBackend();
+  const col = await loadCollections(defaultSplit);
+  const f4 = (v: Rgb3) => v.map((x) => x.toFixed(4)).join(" / ");
+  console.log(
+    "\n| family | content: sources vs clean domain | paired, degraded scenes | paired, test scenes " +
+      "| unpaired: degraded vs clean domain |\n|---|---|---|---|---|",
+  );
+  let first: ContentGap | undefined;
+  for (const family of picked) {
+    const g = await contentGap(family.make(), col, seed);
+    first ??= g;
+    console.log(
+      `| ${family.name}${family.heldOut ? " (held out)" : ""} | ${change(g.source, g.clean)} | ${
+        change(g.degraded, g.source)
+      } | ${change(g.testDegraded, g.test)} | ${change(g.degraded, g.clean)} |`,
+    );
+  }
+  if (first) {
+    console.log(
+      `\nnoise level R/G/B: clean domain ${f4(first.clean)}; degraded domain's sources ${
+        f4(first.source)
+      }; test crops ${f4(first.test)}`,
+    );
+  }
+  const photos = (["clean", "degradedSource", "test"] as const).flatMap((k) =>
+    col[k].map((image, i) => ({ scene: sceneOf(col.names[k][i]), image }))
+  );
+  const spread = sceneSpread(photos);
+  const scenes = new Set(photos.map((p) => p.scene)).size;
+  console.log(
+    `scene-to-scene spread of the noise level (sd of its log over ${scenes} scenes) R/G/B: ${
+      spread.map((x) => x.toFixed(2)).join(" / ")
+    }`,
+  );
+};
+
+if (import.meta.main) await main();
