@@ -272,18 +272,15 @@ for (let l = 0; l < zx.length; l++) {
 }
 contractions.forEach(disposeContractionStats);
 
-/** Mean per-channel (centred) variance of each latent, finest first. */
+/** Mean per-channel (centred) variance of each latent, finest first (covariance trace / C). */
 const meanVariances = async (zs: readonly tf.Tensor4D[]): Promise<string> => {
   const out: string[] = [];
   for (const z of zs) {
-    const v = (await z.data()) as Float32Array;
     const c = z.shape[3];
-    const n = v.length / c;
-    const mean = new Float64Array(c);
-    for (let k = 0; k < v.length; k++) mean[k % c] += v[k] / n;
-    let ss = 0;
-    for (let k = 0; k < v.length; k++) ss += (v[k] - mean[k % c]) ** 2;
-    out.push((ss / v.length).toFixed(3));
+    const cov = await latentCov(z);
+    let trace = 0;
+    for (let i = 0; i < c; i++) trace += cov[i * c + i];
+    out.push((trace / c).toFixed(3));
   }
   return out.join(" / ");
 };
