@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { normals, rng } from "../src/core/random.ts";
 import { gaussianNoise, isotropicCov, quantize8 } from "../src/degrade/mod.ts";
 import { type RgbImage, rgbImage } from "../src/image/io.ts";
-import { contentGap, sceneSpread } from "../examples/fidelity/content_gap.ts";
+import { collectionGap, contentGap, sceneSpread } from "../examples/fidelity/content_gap.ts";
 import { noiseStd } from "../src/eval/stats.ts";
 import { gpuTest, noLeak, useBackend } from "./_helpers.ts";
 
@@ -74,4 +74,31 @@ Deno.test("sceneSpread: the sd of the log noise level over scenes, a scene's pho
     assert.ok(spread[c] > 0.35 && spread[c] < 0.55, `about log 2 / √2: ${spread[c]}`);
   }
   assert.throws(() => sceneSpread([{ scene: "a", image: a }]), RangeError);
+});
+
+Deno.test("collectionGap: content alone stays within its sd, added noise stands out", () => {
+  // Photos whose texture varies from photo to photo (0.01…0.05), as scenes do.
+  const textures = [0.01, 0.02, 0.03, 0.04, 0.05, 0.015, 0.025, 0.035];
+  const clean = textures.map((t, i) => photo(t, 10 + i));
+  const other = textures.slice().reverse().map((t, i) => photo(t, 30 + i));
+  const same = collectionGap(clean, other);
+  const noisy = collectionGap(
+    clean,
+    other.map((img, i) => {
+      const [n] = normals(rng(50 + i), img.data.length);
+      return rgbImage(img.width, img.height, img.data.map((v, k) => v + 0.08 * n[k]));
+    }),
+  );
+  for (let c = 0; c < 3; c++) {
+    assert.ok(same.contentSd[c] > 0.1, `texture varies ×5, so does the level: ${same.contentSd}`);
+    assert.ok(
+      Math.abs(same.logChange[c]) < same.contentSd[c],
+      `same texture distribution: ${same.logChange[c]} within ${same.contentSd[c]}`,
+    );
+    assert.ok(
+      noisy.logChange[c] > 3 * noisy.contentSd[c],
+      `strong noise stands out: ${noisy.logChange[c]} vs ${noisy.contentSd[c]}`,
+    );
+  }
+  assert.throws(() => collectionGap([clean[0]], other), RangeError);
 });

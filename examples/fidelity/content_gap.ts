@@ -16,7 +16,14 @@
  *
  * ```sh
  * deno run -A examples/fidelity/content_gap.ts [--seed S] [--family jpeg,camera]
+ * deno run -A examples/fidelity/content_gap.ts --clean DIR --degraded DIR   # your collections
  * ```
+ *
+ * With `--clean DIR --degraded DIR` it reads a user's own collections instead (PNG / JPEG,
+ * each photo taken as its own scene) and prints how much their noise levels differ against
+ * how much content alone would make two collections of these sizes differ
+ * ({@linkcode collectionGap}): is the degradation's change of the noise level larger than
+ * what the photos' content varies by?
  *
  * @module
  */
@@ -26,7 +33,7 @@ import { foldIn } from "../../src/core/random.ts";
 import { degradeImages } from "../../src/degrade/types.ts";
 import { noiseStd } from "../../src/eval/stats.ts";
 import type { Degradation } from "../../src/degrade/types.ts";
-import type { RgbImage } from "../../src/image/io.ts";
+import { listImages, readImageOrThrow, type RgbImage } from "../../src/image/io.ts";
 import { diagnosticFamilies, families, familyByName } from "./families.ts";
 import { type Collections, cropsOf, defaultSplit, loadCollections, sceneOf } from "./scenes.ts";
 
@@ -87,21 +94,113 @@ export const sceneSpread = (
   }) as [number, number, number];
 };
 
+/** Two collections' noise levels and how far content alone moves their difference. */
+export interface CollectionGap {
+  /** Pooled noise level of the clean collection. */
+  readonly clean: Rgb3;
+  /** Pooled noise level of the degraded collection. */
+  readonly degraded: Rgb3;
+  /** `log(degraded / clean)` per channel. */
+  readonly logChange: Rgb3;
+  /**
+   * Standard deviation of `logChange` that the photos' content alone gives two collections
+   * of these sizes: the photo-to-photo spread of the log noise level (pooled over both
+   * collections, each photo its own scene) times `√(1/n_clean + 1/n_degraded)`.
+   */
+  readonly contentSd: Rgb3;
+}
+
+/**
+ * A user's two collections (each photo taken as its own scene): how much their noise levels
+ * differ, against how much content alone would make them differ. A degradation that changes
+ * the noise level by less than `contentSd` is not determined by the collections.
+ */
+export const collectionGap = (
+  clean: readonly RgbImage[],
+  degraded: readonly RgbImage[],
+): CollectionGap => {
+  if (clean.length < 2 || degraded.length < 2) {
+    throw new RangeError(
+      `collectionGap: needs two photos or more per collection, got ${clean.length} clean and ` +
+        `${degraded.length} degraded`,
+    );
+  }
+  const own = (imgs: readonly RgbImage[]) => imgs.map((image, i) => ({ scene: String(i), image }));
+  const [sc, sd] = [sceneSpread(own(clean)), sceneSpread(own(degraded))];
+  const [nc, nd] = [clean.length, degraded.length];
+  const c = noiseStd(clean), d = noiseStd(degraded);
+  return {
+    clean: c,
+    degraded: d,
+    logChange: [0, 1, 2].map((k) => Math.log(d[k] / c[k])) as [number, number, number],
+    contentSd: [0, 1, 2].map((k) =>
+      Math.sqrt(((nc - 1) * sc[k] ** 2 + (nd - 1) * sd[k] ** 2) / (nc + nd - 2)) *
+      Math.sqrt(1 / nc + 1 / nd)
+    ) as [number, number, number],
+  };
+};
+
 /** Relative change `a / b − 1` per channel, in per cent. */
 const change = (a: Rgb3, b: Rgb3): string =>
   a.map((v, c) => `${v / b[c] >= 1 ? "+" : "−"}${Math.abs(100 * (v / b[c] - 1)).toFixed(1)}`)
     .join(" / ") + " %";
 
+/** `--clean DIR --degraded DIR`: the gap of a user's own collections. */
+const ownCollections = async (cleanDir: string, degradedDir: string): Promise<void> => {
+  let clean: RgbImage[], degraded: RgbImage[];
+  try {
+    clean = await Promise.all((await listImages(cleanDir)).map(readImageOrThrow));
+    degraded = await Promise.all((await listImages(degradedDir)).map(readImageOrThrow));
+  } catch (e) {
+    console.error(`content_gap: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+  let g: CollectionGap;
+  try {
+    g = collectionGap(clean, degraded);
+  } catch (e) {
+    console.error(`content_gap: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+  const f4 = (v: Rgb3) => v.map((x) => x.toFixed(4)).join(" / ");
+  const pct = (v: Rgb3, sign: boolean) =>
+    v.map((x) => `${sign ? (x >= 0 ? "+" : "−") : "±"}${(100 * Math.abs(x)).toFixed(1)}`)
+      .join(" / ") + " %";
+  console.log(
+    `noise level R/G/B: clean (${clean.length} photos) ${f4(g.clean)}; degraded ` +
+      `(${degraded.length} photos) ${f4(g.degraded)}`,
+  );
+  console.log(`degraded vs clean (log ratio): ${pct(g.logChange, true)}`);
+  console.log(`content alone, two collections of these sizes (one sd): ${pct(g.contentSd, false)}`);
+  console.log(
+    "a degradation that changes the noise level by less than the second line is not " +
+      "determined by these collections; more photos per collection shrink it as 1/√n",
+  );
+};
+
 const main = async (): Promise<void> => {
-  let values: { seed?: string; family?: string };
+  let values: { seed?: string; family?: string; clean?: string; degraded?: string };
   try {
     values = parseArgs({
       args: Deno.args,
-      options: { seed: { type: "string", default: "1" }, family: { type: "string" } },
+      options: {
+        seed: { type: "string", default: "1" },
+        family: { type: "string" },
+        clean: { type: "string" },
+        degraded: { type: "string" },
+      },
     }).values;
   } catch (e) {
     console.error(`content_gap: ${(e as Error).message}`);
     Deno.exit(2);
+  }
+  if ((values.clean === undefined) !== (values.degraded === undefined)) {
+    console.error("content_gap: --clean DIR and --degraded DIR go together");
+    Deno.exit(2);
+  }
+  if (values.clean !== undefined && values.degraded !== undefined) {
+    await ownCollections(values.clean, values.degraded);
+    return;
   }
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 1) {
