@@ -30,9 +30,8 @@
 import { parseArgs } from "node:util";
 import { initBackend } from "../../src/core/backend.ts";
 import { foldIn } from "../../src/core/random.ts";
-import { degradeImages } from "../../src/degrade/types.ts";
+import { type Degradation, degradeImages } from "../../src/degrade/types.ts";
 import { noiseStd } from "../../src/eval/stats.ts";
-import type { Degradation } from "../../src/degrade/types.ts";
 import { listImages, readImageOrThrow, type RgbImage } from "../../src/image/io.ts";
 import { diagnosticFamilies, families, familyByName } from "./families.ts";
 import { type Collections, cropsOf, defaultSplit, loadCollections, sceneOf } from "./scenes.ts";
