@@ -112,7 +112,9 @@ export interface CollectionGap {
 /**
  * A user's two collections (each photo taken as its own scene): how much their noise levels
  * differ, against how much content alone would make them differ. A degradation that changes
- * the noise level by less than `contentSd` is not determined by the collections.
+ * the noise level by less than `contentSd` is not determined by the collections. Several
+ * crops or views of one scene count as several photos and make `contentSd` look smaller
+ * than it is: give one photo per scene.
  */
 export const collectionGap = (
   clean: readonly RgbImage[],
