@@ -7,7 +7,12 @@ import assert from "node:assert/strict";
 import { normals, rng } from "../src/core/random.ts";
 import { gaussianNoise, isotropicCov, quantize8 } from "../src/degrade/mod.ts";
 import { type RgbImage, rgbImage } from "../src/image/io.ts";
-import { collectionGap, contentGap, sceneSpread } from "../examples/fidelity/content_gap.ts";
+import {
+  collectionGap,
+  contentGap,
+  photoStats,
+  sceneSpread,
+} from "../examples/fidelity/content_gap.ts";
 import { noiseStd } from "../src/eval/stats.ts";
 import { gpuTest, noLeak, useBackend } from "./_helpers.ts";
 
@@ -81,14 +86,27 @@ Deno.test("collectionGap: content alone stays within its sd, added noise stands 
   const textures = [0.01, 0.02, 0.03, 0.04, 0.05, 0.015, 0.025, 0.035];
   const clean = textures.map((t, i) => photo(t, 10 + i));
   const other = textures.slice().reverse().map((t, i) => photo(t, 30 + i));
-  const same = collectionGap(clean, other);
+  const same = collectionGap(clean.map(photoStats), other.map(photoStats));
   const noisy = collectionGap(
-    clean,
+    clean.map(photoStats),
     other.map((img, i) => {
       const [n] = normals(rng(50 + i), img.data.length);
-      return rgbImage(img.width, img.height, img.data.map((v, k) => v + 0.08 * n[k]));
+      return photoStats(rgbImage(img.width, img.height, img.data.map((v, k) => v + 0.08 * n[k])));
     }),
   );
+  // Pooled from per-photo statistics, the levels are the suite's noise level of the photos.
+  const [lc, lo] = [noiseStd(clean), noiseStd(other)];
+  for (let c = 0; c < 3; c++) {
+    assert.ok(Math.abs(same.clean[c] / lc[c] - 1) < 1e-9, `pooled ${same.clean} vs ${lc}`);
+    assert.ok(Math.abs(same.degraded[c] / lo[c] - 1) < 1e-9, `pooled ${same.degraded} vs ${lo}`);
+  }
+  // The spread of single-photo scenes is sceneSpread's.
+  const spreadC = sceneSpread(clean.map((image, i) => ({ scene: String(i), image })));
+  const spreadO = sceneSpread(other.map((image, i) => ({ scene: String(i), image })));
+  for (let c = 0; c < 3; c++) {
+    const pooled = Math.sqrt((spreadC[c] ** 2 + spreadO[c] ** 2) / 2) * Math.sqrt(2 / 8);
+    assert.ok(Math.abs(same.contentSd[c] / pooled - 1) < 1e-9, `${same.contentSd} vs ${pooled}`);
+  }
   for (let c = 0; c < 3; c++) {
     assert.ok(same.contentSd[c] > 0.1, `texture varies ×5, so does the level: ${same.contentSd}`);
     assert.ok(
@@ -100,5 +118,5 @@ Deno.test("collectionGap: content alone stays within its sd, added noise stands 
       `strong noise stands out: ${noisy.logChange[c]} vs ${noisy.contentSd[c]}`,
     );
   }
-  assert.throws(() => collectionGap([clean[0]], other), RangeError);
+  assert.throws(() => collectionGap([photoStats(clean[0])], other.map(photoStats)), RangeError);
 });

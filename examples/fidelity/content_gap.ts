@@ -31,7 +31,13 @@ import { parseArgs } from "node:util";
 import { initBackend } from "../../src/core/backend.ts";
 import { foldIn } from "../../src/core/random.ts";
 import { type Degradation, degradeImages } from "../../src/degrade/types.ts";
-import { noiseStd } from "../../src/eval/stats.ts";
+import {
+  type ChannelStats,
+  channelStats,
+  HIGH_PASS_WHITE_GAIN,
+  highPassResidual,
+  noiseStd,
+} from "../../src/eval/stats.ts";
 import { listImages, readImageOrThrow, type RgbImage } from "../../src/image/io.ts";
 import { diagnosticFamilies, families, familyByName } from "./families.ts";
 import { type Collections, cropsOf, defaultSplit, loadCollections, sceneOf } from "./scenes.ts";
@@ -109,16 +115,39 @@ export interface CollectionGap {
   readonly contentSd: Rgb3;
 }
 
+/** One photo's high-pass statistics (what {@linkcode collectionGap} needs of it). */
+export const photoStats = (img: RgbImage): ChannelStats => channelStats([highPassResidual(img)]);
+
+/** The noise level (as `noiseStd`) of photos pooled, from their {@linkcode photoStats}. */
+const pooledLevel = (stats: readonly ChannelStats[]): Rgb3 => {
+  const n = stats.reduce((a, s) => a + s.count, 0);
+  return [0, 1, 2].map((c) => {
+    const m = stats.reduce((a, s) => a + s.count * s.mean[c], 0) / n;
+    const v = stats.reduce((a, s) => a + s.count * (s.cov[c][c] + (s.mean[c] - m) ** 2), 0) / n;
+    return Math.sqrt(v / HIGH_PASS_WHITE_GAIN);
+  }) as [number, number, number];
+};
+
+/** Sample standard deviation over photos of the log noise level, per channel. */
+const logSpread = (stats: readonly ChannelStats[]): Rgb3 => {
+  const logs = stats.map((s) => pooledLevel([s]).map(Math.log));
+  return [0, 1, 2].map((c) => {
+    const m = logs.reduce((a, l) => a + l[c], 0) / logs.length;
+    return Math.sqrt(logs.reduce((a, l) => a + (l[c] - m) ** 2, 0) / (logs.length - 1));
+  }) as [number, number, number];
+};
+
 /**
- * A user's two collections (each photo taken as its own scene): how much their noise levels
- * differ, against how much content alone would make them differ. A degradation that changes
- * the noise level by less than `contentSd` is not determined by the collections. Several
- * crops or views of one scene count as several photos and make `contentSd` look smaller
- * than it is: give one photo per scene.
+ * A user's two collections (each photo taken as its own scene), given as the photos'
+ * {@linkcode photoStats} so that a large folder is read one photo at a time: how much their
+ * noise levels differ, against how much content alone would make them differ. A degradation
+ * that changes the noise level by less than `contentSd` is not determined by the
+ * collections. Several crops or views of one scene count as several photos and make
+ * `contentSd` look smaller than it is: give one photo per scene.
  */
 export const collectionGap = (
-  clean: readonly RgbImage[],
-  degraded: readonly RgbImage[],
+  clean: readonly ChannelStats[],
+  degraded: readonly ChannelStats[],
 ): CollectionGap => {
   if (clean.length < 2 || degraded.length < 2) {
     throw new RangeError(
@@ -126,10 +155,9 @@ export const collectionGap = (
         `${degraded.length} degraded`,
     );
   }
-  const own = (imgs: readonly RgbImage[]) => imgs.map((image, i) => ({ scene: String(i), image }));
-  const [sc, sd] = [sceneSpread(own(clean)), sceneSpread(own(degraded))];
+  const [sc, sd] = [logSpread(clean), logSpread(degraded)];
   const [nc, nd] = [clean.length, degraded.length];
-  const c = noiseStd(clean), d = noiseStd(degraded);
+  const c = pooledLevel(clean), d = pooledLevel(degraded);
   return {
     clean: c,
     degraded: d,
@@ -148,16 +176,16 @@ const change = (a: Rgb3, b: Rgb3): string =>
 
 /** `--clean DIR --degraded DIR`: the gap of a user's own collections. */
 const ownCollections = async (cleanDir: string, degradedDir: string): Promise<void> => {
-  let clean: RgbImage[], degraded: RgbImage[];
+  // One photo at a time: only its statistics are kept.
+  const statsOf = async (dir: string): Promise<ChannelStats[]> => {
+    const out: ChannelStats[] = [];
+    for (const file of await listImages(dir)) out.push(photoStats(await readImageOrThrow(file)));
+    return out;
+  };
+  let clean: ChannelStats[], degraded: ChannelStats[], g: CollectionGap;
   try {
-    clean = await Promise.all((await listImages(cleanDir)).map(readImageOrThrow));
-    degraded = await Promise.all((await listImages(degradedDir)).map(readImageOrThrow));
-  } catch (e) {
-    console.error(`content_gap: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-  let g: CollectionGap;
-  try {
+    clean = await statsOf(cleanDir);
+    degraded = await statsOf(degradedDir);
     g = collectionGap(clean, degraded);
   } catch (e) {
     console.error(`content_gap: ${(e as Error).message}`);
